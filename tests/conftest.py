@@ -5,6 +5,7 @@ Nothing here reaches beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import socket
 import threading
 import time
 import uuid
@@ -178,7 +179,12 @@ class Smtp:
 @pytest.fixture
 def smtp() -> Iterator[Smtp]:
     mailbox = Mailbox()
-    controller = Controller(mailbox, hostname="127.0.0.1", port=0)
+    # aiosmtpd 1.4.6 cannot start on port 0 (its readiness probe connects to port 0), so ask
+    # the OS for a free port first.
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    controller = Controller(mailbox, hostname="127.0.0.1", port=port)
     controller.start()
     try:
         yield Smtp("127.0.0.1", controller.server.sockets[0].getsockname()[1], mailbox)
