@@ -2,13 +2,17 @@
 
 Every mistake is reported as ``watchlist.yaml:LINE: what is wrong; what to do``, all of them at
 once, and unknown keys are errors: a typo must never silently switch a check off.
+
+``${NAME}`` in channel URLs is only checked for presence here; its value is read when an alert
+is sent (``expand_vars``) and never appears in a message, a log line or a stored row.
 """
 
 from __future__ import annotations
 
+import difflib
 import os
 import re
-from collections.abc import Mapping
+from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -26,6 +30,8 @@ DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 BUNDLED_WATCHLIST = Path(__file__).resolve().parent.parent / "seeds" / "ai-labs.yaml"
 
+Loc = tuple[Any, ...]
+
 
 def parse_duration(value: Any) -> timedelta:
     """'90s', '30m', '6h', '1d', '2w' (or a number of seconds) -> timedelta."""
@@ -36,13 +42,26 @@ def parse_duration(value: Any) -> timedelta:
     else:
         match = DURATION.match(str(value))
         if not match:
-            raise ValueError(
-                f"bad duration {value!r}; write a number and a unit, e.g. 30m, 6h, 1d"
-            )
+            raise ValueError(f"bad duration {value!r}; write a number and a unit, e.g. 30m, 6h, 1d")
         seconds = float(match.group(1)) * UNIT_SECONDS[match.group(2)]
     if seconds <= 0:
-        raise ValueError(f"duration {value!r} must be positive")
+        raise ValueError(f"duration {value!r} must be positive; e.g. 30m, 6h, 1d")
     return timedelta(seconds=seconds)
+
+
+def _optional_duration(value: Any) -> timedelta | None:
+    return None if value is None else parse_duration(value)
+
+
+def check_selector(selector: str) -> str:
+    """Compile a CSS selector the way the normaliser will, so a typo fails at load time."""
+    try:
+        soupsieve.compile(selector)
+    except soupsieve.SelectorSyntaxError as exc:
+        reason = str(exc).splitlines()[0]
+        raise ValueError(f"invalid CSS selector {selector!r} ({reason}); fix the selector "
+                         "syntax") from None
+    return selector
 
 
 class Strict(BaseModel):
@@ -90,9 +109,7 @@ class Source(Strict):
     commitments: tuple[Commitment, ...] = ()
     discover: bool = False
 
-    _durations = field_validator("every", mode="before")(
-        lambda v: None if v is None else parse_duration(v)
-    )
+    _every = field_validator("every", mode="before")(_optional_duration)
 
     @field_validator("url")
     @classmethod
@@ -105,23 +122,20 @@ class Source(Strict):
     @field_validator("select", "follow")
     @classmethod
     def _css_selector(cls, value: str | None) -> str | None:
-        if value is not None:
-            check_selector(value)
-        return value
+        return None if value is None else check_selector(value)
 
     @field_validator("drop")
     @classmethod
     def _css_selectors(cls, value: tuple[str, ...]) -> tuple[str, ...]:
-        for selector in value:
-            check_selector(selector)
-        return value
+        return tuple(check_selector(selector) for selector in value)
 
 
 class Watchlist(Strict):
     defaults: Defaults = Defaults()
     channels: dict[str, tuple[str, ...]] = {}
     sources: tuple[Source, ...] = ()
-    path: str = "watchlist.yaml"
+    path: str = Field(default="watchlist.yaml", exclude=True)
+    """Where it was read from (set by the loader, not a key users write)."""
 
     def source(self, source_id: str) -> Source:
         for source in self.sources:
@@ -139,14 +153,6 @@ class Watchlist(Strict):
         return source.robots if source.robots is not None else self.defaults.robots
 
 
-def check_selector(selector: str) -> None:
-    try:
-        soupsieve.compile(selector)
-    except Exception as exc:  # soupsieve raises SelectorSyntaxError and friends
-        raise ValueError(f"invalid CSS selector {selector!r} ({exc.__class__.__name__}); "
-                         "fix the selector syntax") from None
-
-
 def expand_vars(text: str, environ: Mapping[str, str] | None = None) -> str:
     """Replace ${NAME} with its value from the environment. Raises KeyError for undefined names."""
     env = os.environ if environ is None else environ
@@ -154,7 +160,7 @@ def expand_vars(text: str, environ: Mapping[str, str] | None = None) -> str:
 
 
 def default_path() -> Path:
-    """config/watchlist.yaml when it exists, else the bundled AI-lab watchlist in seeds/."""
+    """$MONITOR_WATCHLIST, else config/watchlist.yaml when it exists, else the bundled seeds."""
     configured = os.environ.get("MONITOR_WATCHLIST")
     if configured:
         return Path(configured)
@@ -164,100 +170,211 @@ def default_path() -> Path:
 
 def load(path: Path | str, environ: Mapping[str, str] | None = None) -> Watchlist:
     """Read and validate a watchlist file; raise WatchlistError listing every problem."""
-    path = Path(path)
-    name = path.name
+    name = str(path)
     try:
-        text = path.read_text(encoding="utf-8")
+        text = Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        raise WatchlistError([Problem(str(path), 0, f"cannot read file ({exc.strerror}); "
-                                      "check the path or set MONITOR_WATCHLIST")]) from None
+        problem = Problem(name, 0, f"cannot read the file ({exc.strerror}); check the path, "
+                          "or set --watchlist / MONITOR_WATCHLIST")
+        raise WatchlistError([problem]) from None
     except UnicodeDecodeError:
-        raise WatchlistError([Problem(name, 0, "file is not UTF-8 text; save it as UTF-8")]) from None
+        raise WatchlistError([Problem(name, 0, "the file is not UTF-8 text; save it as "
+                                      "UTF-8")]) from None
     return parse(text, name=name, environ=environ)
 
 
 def parse(text: str, *, name: str = "watchlist.yaml",
           environ: Mapping[str, str] | None = None) -> Watchlist:
+    """Validate YAML text. Every check runs on the raw data, so one run lists every problem."""
     env = os.environ if environ is None else environ
+    reader = _Reader(name)
+    data = reader.plain(_compose(text, name), ())
+    if not isinstance(data, dict):
+        raise WatchlistError([Problem(name, 1, "the top level must be a mapping with "
+                                      "'defaults', 'channels' and 'sources'")])
+    problems = [*reader.problems, *_check_vars(data, reader.lines, name, env),
+                *_check_channel_urls(data, reader.lines, name),
+                *_check_references(data, reader.lines, name)]
+    if "path" in data:
+        problems.append(Problem(name, reader.lines[("path",)], "unknown key 'path'; allowed "
+                                "here: defaults, channels, sources"))
+        del data["path"]
+    watchlist = None
+    try:
+        watchlist = Watchlist.model_validate({**data, "path": name})
+    except ValidationError as exc:
+        problems += [_problem(err, data, reader.lines, name) for err in exc.errors()]
+    if problems or watchlist is None:
+        raise WatchlistError(sorted(set(problems), key=lambda p: (p.line, p.message)))
+    return watchlist
+
+
+# --- YAML with line numbers ---------------------------------------------------------------------
+
+
+def _compose(text: str, name: str) -> yaml.Node:
     try:
         node = yaml.compose(text, Loader=yaml.SafeLoader)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
-        line = mark.line + 1 if mark else 0
-        problem = getattr(exc, "problem", None) or str(exc)
-        raise WatchlistError([Problem(name, line, f"YAML syntax error: {problem}; "
-                                      "check indentation and quoting")]) from None
+        line = mark.line + 1 if mark else 1
+        # Only the parser's own words: str(exc) quotes the offending line, which may hold a secret.
+        problem = getattr(exc, "problem", None) or "unreadable YAML"
+        raise WatchlistError([Problem(name, line, f"YAML syntax error: {problem}; check "
+                                      "indentation, colons and quoting")]) from None
     if node is None:
         raise WatchlistError([Problem(name, 1, "the file is empty; add a 'sources:' list")])
-    lines: dict[tuple[Any, ...], int] = {}
-    problems: list[Problem] = []
-    data = _plain(node, (), lines, problems, name)
-    if not isinstance(data, dict):
-        raise WatchlistError([Problem(name, 1, "the top level must be a mapping with "
-                                      "'defaults', 'channels' and 'sources'")])
-    problems += _check_vars(data, lines, name, env)
-    try:
-        watchlist = Watchlist.model_validate({**data, "path": name})
-    except ValidationError as exc:
-        problems += [_problem(err, lines, name) for err in exc.errors()]
-        watchlist = None
-    if watchlist is not None:
-        problems += _check_references(watchlist, lines, name)
-    if problems:
-        raise WatchlistError(sorted(problems, key=lambda p: p.line))
-    assert watchlist is not None
-    return watchlist
+    return node
 
 
-def _plain(node: yaml.Node, loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int],
-           problems: list[Problem], name: str) -> Any:
-    """Build plain data from a YAML node tree, remembering the line of every key and item."""
-    lines[loc] = node.start_mark.line + 1
-    if isinstance(node, yaml.MappingNode):
+class _Reader:
+    """Turns a YAML node tree into plain data, remembering the line of every key and item, and
+    noting duplicate keys (which PyYAML would silently resolve to the last one)."""
+
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.lines: dict[Loc, int] = {}
+        self.problems: list[Problem] = []
+        self._constructor = yaml.SafeLoader("")
+
+    def plain(self, node: yaml.Node, loc: Loc) -> Any:
+        self.lines.setdefault(loc, node.start_mark.line + 1)
+        if isinstance(node, yaml.MappingNode):
+            return self._mapping(node, loc)
+        if isinstance(node, yaml.SequenceNode):
+            return [self.plain(item, (*loc, i)) for i, item in enumerate(node.value)]
+        return self._scalar(node)
+
+    def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
+        merged: list[yaml.Node] = []
         for key_node, value_node in node.value:
-            key = _scalar(key_node)
+            if key_node.tag == "tag:yaml.org,2002:merge":
+                merged.append(value_node)
+                continue
+            key = self._scalar(key_node)
+            line = key_node.start_mark.line + 1
+            if not isinstance(key, str | int | float | bool):
+                self._add(line, "a key must be plain text; write 'name: value'")
+                continue
             if key in result:
-                problems.append(Problem(name, key_node.start_mark.line + 1,
-                                        f"duplicate key {key!r}; keep only one"))
-            result[key] = _plain(value_node, (*loc, key), lines, problems, name)
-            lines[(*loc, key)] = key_node.start_mark.line + 1
+                self._add(line, f"duplicate key {key!r}; keep only one")
+            self.lines.setdefault((*loc, key), line)
+            result[key] = self.plain(value_node, (*loc, key))
+        for value_node in merged:  # `<<: *anchor`: explicit keys win over merged ones
+            nodes = value_node.value if isinstance(value_node, yaml.SequenceNode) else [value_node]
+            for other in nodes:
+                extra = self.plain(other, loc)
+                if isinstance(extra, dict):
+                    result = {**extra, **result}
         return result
-    if isinstance(node, yaml.SequenceNode):
-        return [_plain(item, (*loc, i), lines, problems, name) for i, item in enumerate(node.value)]
-    return _scalar(node)
+
+    def _scalar(self, node: yaml.Node) -> Any:
+        try:
+            return self._constructor.construct_object(node, deep=True)
+        except yaml.YAMLError:
+            self._add(node.start_mark.line + 1, f"unsupported YAML value or tag {node.tag!r}; "
+                      "write plain text, numbers, lists and mappings")
+            return None
+
+    def _add(self, line: int, message: str) -> None:
+        self.problems.append(Problem(self.name, line, message))
 
 
-def _scalar(node: yaml.Node) -> Any:
-    """A YAML scalar as Python (int, bool, str, ...), with the safe loader's type rules."""
-    return yaml.SafeLoader("").construct_object(node, deep=True)
-
-
-def _line(loc: tuple[Any, ...], lines: dict[tuple[Any, ...], int]) -> int:
+def _line(loc: Loc, lines: Mapping[Loc, int]) -> int:
     while loc not in lines and loc:
         loc = loc[:-1]
     return lines.get(loc, 1)
 
 
-def _problem(err: Any, lines: dict[tuple[Any, ...], int], name: str) -> Problem:
+# --- Schema errors -------------------------------------------------------------------------------
+
+HINTS = {
+    "string_type": "write it as text",
+    "bool_type": "write true or false",
+    "bool_parsing": "write true or false",
+    "int_type": "write a whole number",
+    "int_parsing": "write a whole number",
+    "int_from_float": "write a whole number",
+    "float_type": "write a number",
+    "float_parsing": "write a number",
+    "tuple_type": "write a list, e.g. [a, b] or one '- item' per line",
+    "list_type": "write a list, e.g. [a, b] or one '- item' per line",
+    "string_too_short": "fill it in",
+    "greater_than_equal": "raise the value",
+    "less_than_equal": "lower the value",
+    "literal_error": "use one of the values listed",
+}
+
+
+def _problem(err: Mapping[str, Any], data: Mapping[str, Any], lines: Mapping[Loc, int],
+             name: str) -> Problem:
     loc = tuple(err["loc"])
-    where = ".".join(str(p) for p in loc)
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
-        message = f"unknown key {loc[-1]!r}; allowed here: {', '.join(allowed)}"
+        guess = _did_you_mean(loc[-1], allowed)
+        message = (f"{_where(loc[:-1], data)}unknown key {loc[-1]!r}{guess}; allowed here: "
+                   f"{', '.join(allowed)}")
+    elif kind in ("model_type", "dict_type"):
+        message = (f"{_where(loc, data)}expected 'key: value' lines here, not "
+                   f"{_describe(err['input'])}; indent the keys under it")
     elif kind == "missing":
-        message = f"missing required key {loc[-1]!r}; add it"
+        message = f"{_where(loc[:-1], data)}missing required key {loc[-1]!r}; add it"
     elif kind == "string_pattern_mismatch":
-        message = (f"{where}: {err['input']!r} is not a valid id; use lower-case letters, "
-                   "digits, '-', '_' or '.'")
+        message = (f"{_where(loc, data)}{err['input']!r} is not a valid id; use lower-case "
+                   "letters, digits, '-', '_' or '.', starting with a letter or digit")
+    elif kind == "value_error":  # our validators already say what to do
+        message = f"{_where(loc, data)}{err['msg'].removeprefix('Value error, ')}"
     else:
-        text = err["msg"].removeprefix("Value error, ")
-        message = f"{where}: {text}"
+        hint = HINTS.get(kind, "fix the value")
+        message = f"{_where(loc, data)}{err['msg']}; {hint}"
     return Problem(name, _line(loc, lines), message)
 
 
-def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
+def _where(loc: Loc, data: Mapping[str, Any]) -> str:
+    """"source 'openai' commitment 'no-military' quote: " - the path a user recognises."""
+    words: list[str] = []
+    node: Any = data
+    for i, part in enumerate(loc):
+        node = _child(node, part)
+        parent = loc[i - 1] if i else None
+        if isinstance(part, int) and parent in ("sources", "commitments"):
+            kind = "source" if parent == "sources" else "commitment"
+            ident = node.get("id") if isinstance(node, dict) else None
+            words[-1] = f"{kind} {ident!r}" if isinstance(ident, str) else f"{kind} #{part + 1}"
+        elif isinstance(part, int):
+            words[-1] += f"[{part}]"
+        elif words and not words[-1].startswith(("source ", "commitment ")):
+            words[-1] += f".{part}"
+        else:
+            words.append(str(part))
+    return (" ".join(words) + ": ") if words else ""
+
+
+def _did_you_mean(word: Any, choices: Iterable[str]) -> str:
+    close = difflib.get_close_matches(str(word), list(choices), n=1)
+    return f" (did you mean {close[0]!r}?)" if close else ""
+
+
+def _describe(value: Any) -> str:
+    if isinstance(value, list | tuple):
+        return "a list"
+    if value is None:
+        return "nothing"
+    kind = "text" if isinstance(value, str) else type(value).__name__
+    return f"{kind} {value!r}"[:60]
+
+
+def _child(node: Any, part: Any) -> Any:
+    if isinstance(node, dict):
+        return node.get(part)
+    if isinstance(node, list) and isinstance(part, int) and 0 <= part < len(node):
+        return node[part]
+    return None
+
+
+def _allowed_keys(loc: Loc) -> list[str]:
     model: type[BaseModel] = Watchlist
     for part in loc:
         if part == "defaults":
@@ -266,50 +383,106 @@ def _allowed_keys(loc: tuple[Any, ...]) -> list[str]:
             model = Source
         elif part == "commitments":
             model = Commitment
-    return [k for k in model.model_fields if k != "path"]
+    return [key for key in model.model_fields if key != "path"]
 
 
-def _check_vars(data: dict[str, Any], lines: dict[tuple[Any, ...], int], name: str,
-                env: Mapping[str, str]) -> list[Problem]:
-    problems = []
+# --- Cross-references, checked on the raw data so they show up next to schema errors -------------
+
+
+def _mappings(value: Any) -> Iterator[tuple[int, dict[str, Any]]]:
+    for i, item in enumerate(value if isinstance(value, list) else []):
+        if isinstance(item, dict):
+            yield i, item
+
+
+def _check_references(data: Mapping[str, Any], lines: Mapping[Loc, int],
+                      name: str) -> list[Problem]:
+    problems: list[Problem] = []
     channels = data.get("channels")
-    if not isinstance(channels, dict):
-        return []
-    for channel, urls in channels.items():
-        for i, url in enumerate(urls if isinstance(urls, list) else []):
-            for var in VAR.findall(str(url)):
-                if var not in env:
-                    problems.append(Problem(name, _line(("channels", channel, i), lines),
-                                            f"channel {channel!r} uses ${{{var}}}, which is not "
-                                            f"set; export {var} in the environment or .env"))
+    known = set(channels) if isinstance(channels, dict) else set()
+    defaults = data.get("defaults")
+    if isinstance(defaults, dict):
+        problems += _unknown_channels(defaults.get("notify"), ("defaults", "notify"), known,
+                                      lines, name)
+    first_line: dict[str, int] = {}
+    for i, source in _mappings(data.get("sources")):
+        source_id = source.get("id")
+        if isinstance(source_id, str):
+            line = _line(("sources", i, "id"), lines)
+            if source_id in first_line:
+                problems.append(Problem(name, line, f"duplicate source id {source_id!r} (first "
+                                        f"at line {first_line[source_id]}); ids must be unique"))
+            first_line.setdefault(source_id, line)
+        problems += _duplicate_commitments(source, ("sources", i), lines, name)
+        problems += _unknown_channels(source.get("notify"), ("sources", i, "notify"), known,
+                                      lines, name)
+    for channel, urls in (channels.items() if isinstance(channels, dict) else ()):
+        if urls in (None, []):
+            problems.append(Problem(name, _line(("channels", channel), lines), f"channel "
+                                    f"{channel!r} has no URLs; add at least one apprise URL"))
     return problems
 
 
-def _check_references(watchlist: Watchlist, lines: dict[tuple[Any, ...], int],
-                      name: str) -> list[Problem]:
+def _duplicate_commitments(source: Mapping[str, Any], loc: Loc, lines: Mapping[Loc, int],
+                           name: str) -> list[Problem]:
     problems = []
-    seen: set[str] = set()
-    for i, source in enumerate(watchlist.sources):
-        if source.id in seen:
-            problems.append(Problem(name, _line(("sources", i, "id"), lines),
-                                    f"duplicate source id {source.id!r}; ids must be unique"))
-        seen.add(source.id)
-        ids: set[str] = set()
-        for j, commitment in enumerate(source.commitments):
-            if commitment.id in ids:
-                problems.append(Problem(name, _line(("sources", i, "commitments", j, "id"), lines),
-                                        f"duplicate commitment id {commitment.id!r} in source "
-                                        f"{source.id!r}; ids must be unique per source"))
-            ids.add(commitment.id)
-        for channel in watchlist.channels_for(source):
-            if channel not in watchlist.channels:
-                loc = ("sources", i, "notify") if source.notify is not None else ("defaults",
-                                                                                   "notify")
-                problems.append(Problem(name, _line(loc, lines),
-                                        f"unknown channel {channel!r}; define it under "
-                                        f"'channels:' (known: {', '.join(watchlist.channels) or 'none'})"))
-    for channel in watchlist.channels:
-        if not watchlist.channels[channel]:
-            problems.append(Problem(name, _line(("channels", channel), lines),
-                                    f"channel {channel!r} has no URLs; add at least one apprise URL"))
+    first_line: dict[str, int] = {}
+    for j, commitment in _mappings(source.get("commitments")):
+        commitment_id = commitment.get("id")
+        if not isinstance(commitment_id, str):
+            continue
+        line = _line((*loc, "commitments", j, "id"), lines)
+        if commitment_id in first_line:
+            problems.append(Problem(name, line, f"duplicate commitment id {commitment_id!r} in "
+                                    f"source {source.get('id')!r} (first at line "
+                                    f"{first_line[commitment_id]}); ids must be unique per source"))
+        first_line.setdefault(commitment_id, line)
+    return problems
+
+
+def _unknown_channels(notify: Any, loc: Loc, known: set[str], lines: Mapping[Loc, int],
+                      name: str) -> list[Problem]:
+    names = notify if isinstance(notify, list) else []
+    listed = ", ".join(sorted(known)) or "none"
+    return [Problem(name, _line((*loc, i), lines), f"unknown channel {channel!r}"
+                    f"{_did_you_mean(channel, known)}; define it under 'channels:' or fix the "
+                    f"name (defined: {listed})")
+            for i, channel in enumerate(names)
+            if isinstance(channel, str) and channel not in known]
+
+
+def _channel_urls(data: Mapping[str, Any]) -> Iterator[tuple[str, int, str]]:
+    channels = data.get("channels")
+    for channel, urls in (channels.items() if isinstance(channels, dict) else ()):
+        for i, url in enumerate(urls if isinstance(urls, list) else []):
+            if isinstance(url, str):
+                yield channel, i, url
+
+
+def _check_vars(data: Mapping[str, Any], lines: Mapping[Loc, int], name: str,
+                env: Mapping[str, str]) -> list[Problem]:
+    return [Problem(name, _line(("channels", channel, i), lines),
+                    f"channel {channel!r} uses ${{{var}}}, which is not set; export {var} in the "
+                    "environment (or .env) before starting the monitor")
+            for channel, i, url in _channel_urls(data)
+            for var in dict.fromkeys(VAR.findall(url))
+            if var not in env]
+
+
+def _check_channel_urls(data: Mapping[str, Any], lines: Mapping[Loc, int],
+                        name: str) -> list[Problem]:
+    """A URL apprise has no plugin for would fail at the first alert; say so now. Only the
+    scheme is named in the message: the rest of the URL may hold credentials."""
+    from apprise import NotificationManager  # imported here: it loads ~260 plugins
+
+    schemes = set(NotificationManager().schemas())
+    problems = []
+    for channel, i, url in _channel_urls(data):
+        scheme = url.partition("://")[0].lower() if "://" in url else ""
+        if scheme not in schemes:
+            shown = f"scheme {scheme!r}" if scheme else "no 'scheme://'"
+            problems.append(Problem(name, _line(("channels", channel, i), lines),
+                                    f"channel {channel!r} URL #{i + 1} has {shown}, which apprise "
+                                    "does not know; write an apprise URL such as mailtos://... or "
+                                    "slack://... (see apprise's wiki)"))
     return problems
