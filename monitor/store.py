@@ -14,12 +14,18 @@ SQLite under state/ by default; PostgreSQL when DATABASE_URL says so.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import os
-from datetime import UTC, datetime
+import zlib
+from datetime import UTC, datetime, timedelta
+from typing import Any
 
-from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint, event
+from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint, event, or_, update
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.dialects.sqlite import insert as sqlite_insert
 from sqlalchemy.engine import Engine
-from sqlmodel import Field, SQLModel, create_engine
+from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 DEFAULT_DATABASE_URL = "sqlite:///state/monitor.db"
 
@@ -124,9 +130,10 @@ class Delivery(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int = Field(foreign_key="alert.id", index=True)
     channel: str
-    target: str  # sha256 of the resolved URL: identifies it without storing secrets
+    target: str  # sha256 of channel + resolved URL: identifies it without storing secrets
     target_label: str  # privacy-masked URL, safe to show
-    status: str = Field(default="pending", index=True)  # pending | sending | sent | failed | expired
+    # pending | sending | sent | failed (permanently) | expired (too old to retry)
+    status: str = Field(default="pending", index=True)
     attempts: int = 0
     next_attempt_at: datetime = Field(default_factory=utcnow)
     claimed_by: str | None = None
@@ -170,4 +177,138 @@ def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def
 
 
 def create_schema(engine: Engine) -> None:
-    SQLModel.metadata.create_all(engine)
+    """Apply the Alembic migrations up to head: upgrades keep every row, replicas take turns."""
+    from monitor import migrations  # its env.py imports this module
+
+    migrations.upgrade(engine)
+
+
+# --- Sessions and queries ----------------------------------------------------------------------
+
+
+def session(engine: Engine) -> Session:
+    """A session whose objects stay readable after commit (callers print them afterwards)."""
+    return Session(engine, expire_on_commit=False)
+
+
+def recent_changes(session: Session, *, source_id: str | None = None,
+                   limit: int | None = None) -> list[Change]:
+    """Detected commitment changes, newest first."""
+    query = select(Change).order_by(col(Change.detected_at).desc(), col(Change.id).desc())
+    if source_id is not None:
+        query = query.where(Change.source_id == source_id)
+    if limit is not None:
+        query = query.limit(limit)
+    return list(session.exec(query))
+
+
+def history(session: Session, source_id: str) -> tuple[list[Check], list[Version]]:
+    """Every check and every distinct version of one source, newest first."""
+    checks = session.exec(select(Check).where(Check.source_id == source_id)
+                          .order_by(col(Check.started_at).desc(), col(Check.id).desc()))
+    versions = session.exec(select(Version).where(Version.source_id == source_id)
+                            .order_by(col(Version.fetched_at).desc(), col(Version.id).desc()))
+    return list(checks), list(versions)
+
+
+def source_states(session: Session) -> list[SourceState]:
+    return list(session.exec(select(SourceState).order_by(col(SourceState.source_id))))
+
+
+def removed_sentences(session: Session, source_id: str) -> set[str]:
+    """Sentences reported removed from this source before, so their return reads "restored"."""
+    query = select(Change.before).where(Change.source_id == source_id,
+                                        Change.status == "removed")
+    return {before for before in session.exec(query) if before}
+
+
+def iso(moment: datetime | None) -> str | None:
+    """ISO 8601 in UTC with a "Z", the form every machine-readable output uses."""
+    if moment is None:
+        return None
+    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+
+
+def change_json(change: Change) -> dict[str, Any]:
+    """The public JSON form of a change (`changes --json`, the web view's API)."""
+    return {
+        "id": change.id,
+        "source": change.source_id,
+        "commitment": change.commitment_id,
+        "title": change.commitment_title,
+        "status": change.status,
+        "before": change.before,
+        "after": change.after,
+        "reason": change.reason,
+        "section": change.section_after or change.section_before,
+        "detected_at": iso(change.detected_at),
+        "snapshot": change.new_snapshot,
+        "old_snapshot": change.old_snapshot,
+        "url": change.url,
+    }
+
+
+def change_diff(change: Change) -> list[tuple[str, str]]:
+    """The stored word-level diff as (op, text) pairs; op is "=", "-" or "+"."""
+    return [(op, text) for op, text in json.loads(change.diff)] if change.diff else []
+
+
+# --- Snapshots ---------------------------------------------------------------------------------
+
+
+def sha256(data: bytes | str) -> str:
+    return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
+
+
+def store_snapshot(session: Session, body: bytes, media_type: str, at: datetime) -> Snapshot:
+    """Store raw bytes once per sha256; concurrent checks storing the same bytes both succeed."""
+    digest = sha256(body)
+    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
+    session.execute(
+        insert(Snapshot)
+        .values(sha256=digest, media_type=media_type, size=len(body),
+                body=zlib.compress(body, 6), first_seen_at=at)
+        .on_conflict_do_nothing(index_elements=["sha256"])
+    )
+    return session.exec(select(Snapshot).where(Snapshot.sha256 == digest)).one()
+
+
+def snapshot_body(snapshot: Snapshot) -> bytes:
+    return zlib.decompress(snapshot.body)
+
+
+# --- Leases ------------------------------------------------------------------------------------
+
+
+def acquire_lease(engine: Engine, source_id: str, *, worker: str, now: datetime,
+                  ttl: timedelta) -> bool:
+    """Claim one source for one check, so two workers or replicas never check it at once.
+
+    A conditional UPDATE takes the lease when it is free, expired (its worker died) or already
+    ours; the database decides the race. Committed at once so other workers see it.
+    """
+    with Session(engine) as s:
+        if s.get(SourceState, source_id) is None:
+            insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
+            s.execute(insert(SourceState).values(source_id=source_id, failing_streak=0,
+                                                 health_alerted=False)
+                      .on_conflict_do_nothing(index_elements=["source_id"]))
+        taken = s.execute(
+            update(SourceState)
+            .where(col(SourceState.source_id) == source_id,
+                   or_(col(SourceState.lease_owner).is_(None),
+                       col(SourceState.lease_owner) == worker,
+                       col(SourceState.lease_expires_at) < now))
+            .values(lease_owner=worker, lease_expires_at=now + ttl)
+        ).rowcount
+        s.commit()
+    return taken == 1
+
+
+def release_lease(engine: Engine, source_id: str, *, worker: str) -> None:
+    with Session(engine) as s:
+        s.execute(update(SourceState)
+                  .where(col(SourceState.source_id) == source_id,
+                         col(SourceState.lease_owner) == worker)
+                  .values(lease_owner=None, lease_expires_at=None))
+        s.commit()

@@ -1,0 +1,138 @@
+"""Store queries and invariants, on a SQLite file and on the real PostgreSQL."""
+
+from __future__ import annotations
+
+import threading
+from datetime import UTC, datetime, timedelta
+
+from sqlalchemy.engine import Engine
+
+from monitor import store
+from monitor.store import Change, Check, Version
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+
+
+def test_identical_raw_bytes_are_stored_once_and_read_back_intact(engine: Engine) -> None:
+    body = b"<html><body><p>We will not deploy unsafe models.</p></body></html>" * 50
+    with store.session(engine) as s:
+        first = store.store_snapshot(s, body, "text/html", T0)
+        again = store.store_snapshot(s, body, "text/html", T0 + timedelta(hours=1))
+        s.commit()
+        assert first.id == again.id
+        assert first.size == len(body)
+        assert len(first.body) < len(body)  # compressed at rest
+        assert store.snapshot_body(first) == body
+        assert again.first_seen_at == T0
+
+
+def test_snapshot_dedupe_survives_two_writers_at_once(engine: Engine) -> None:
+    body = b"same bytes fetched by two sources"
+    ids: list[int | None] = []
+    barrier = threading.Barrier(2)
+
+    def write() -> None:
+        barrier.wait()
+        with store.session(engine) as s:
+            ids.append(store.store_snapshot(s, body, "text/plain", T0).id)
+            s.commit()
+
+    threads = [threading.Thread(target=write) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert len(ids) == 2 and ids[0] == ids[1]
+
+
+def test_lease_is_exclusive_until_released_or_expired(engine: Engine) -> None:
+    ttl = timedelta(minutes=10)
+    assert store.acquire_lease(engine, "src", worker="a", now=T0, ttl=ttl)
+    assert not store.acquire_lease(engine, "src", worker="b", now=T0 + timedelta(minutes=1),
+                                   ttl=ttl)
+    # a dead worker's lease expires
+    assert store.acquire_lease(engine, "src", worker="b", now=T0 + timedelta(minutes=11), ttl=ttl)
+    store.release_lease(engine, "src", worker="a")  # not a's any more: no effect
+    assert not store.acquire_lease(engine, "src", worker="a", now=T0 + timedelta(minutes=12),
+                                   ttl=ttl)
+    store.release_lease(engine, "src", worker="b")
+    assert store.acquire_lease(engine, "src", worker="a", now=T0 + timedelta(minutes=12), ttl=ttl)
+
+
+def test_only_one_of_many_racing_workers_gets_the_lease(engine: Engine) -> None:
+    results: list[bool] = []
+    barrier = threading.Barrier(4)
+
+    def race(worker: str) -> None:
+        barrier.wait()
+        results.append(store.acquire_lease(engine, "new-src", worker=worker, now=T0,
+                                           ttl=timedelta(minutes=5)))
+
+    threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(4)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+    assert sorted(results) == [False, False, False, True]
+
+
+def _change(source_id: str, at: datetime, status: str = "removed", **kw: object) -> Change:
+    fields: dict[str, object] = dict(source_id=source_id, key="k", status=status, reason="gone",
+                                     before="We will pause.", after=None, url="https://x.test/p",
+                                     detected_at=at, new_snapshot="ab" * 32)
+    fields.update(kw)
+    return Change(**fields)  # type: ignore[arg-type]
+
+
+def test_recent_changes_are_newest_first_and_filter_by_source(engine: Engine) -> None:
+    with store.session(engine) as s:
+        s.add(_change("a", T0))
+        s.add(_change("b", T0 + timedelta(hours=2)))
+        s.add(_change("a", T0 + timedelta(hours=1), status="weakened"))
+        s.commit()
+        assert [(c.source_id, c.status) for c in store.recent_changes(s)] == [
+            ("b", "removed"), ("a", "weakened"), ("a", "removed")]
+        assert [c.status for c in store.recent_changes(s, source_id="a", limit=1)] == ["weakened"]
+
+
+def test_change_json_has_the_documented_fields_in_utc(engine: Engine) -> None:
+    with store.session(engine) as s:
+        change = _change("openai-usage", T0, commitment_id="no-military",
+                         commitment_title="No military use", section_before="Uses")
+        s.add(change)
+        s.commit()
+        data = store.change_json(store.recent_changes(s)[0])
+    assert data["source"] == "openai-usage"
+    assert data["commitment"] == "no-military"
+    assert data["status"] == "removed"
+    assert data["before"] == "We will pause." and data["after"] is None
+    assert data["reason"] == "gone"
+    assert data["detected_at"] == "2026-03-01T08:00:00Z"
+    assert data["snapshot"] == "ab" * 32
+    assert data["section"] == "Uses"
+    assert isinstance(data["id"], int)
+
+
+def test_removed_sentences_remember_what_was_reported_removed(engine: Engine) -> None:
+    with store.session(engine) as s:
+        s.add(_change("a", T0, before="We will pause."))
+        s.add(_change("a", T0, status="weakened", before="We must test."))
+        s.add(_change("b", T0, before="Other source."))
+        s.commit()
+        assert store.removed_sentences(s, "a") == {"We will pause."}
+
+
+def test_history_lists_checks_and_versions_newest_first(engine: Engine) -> None:
+    with store.session(engine) as s:
+        snap = store.store_snapshot(s, b"v1", "text/html", T0)
+        for hours in (0, 6):
+            s.add(Check(source_id="a", started_at=T0 + timedelta(hours=hours), url="u",
+                        outcome="unchanged"))
+        for n, text in enumerate(("one", "two")):
+            s.add(Version(source_id="a", snapshot_id=snap.id or 0, text=text,
+                          text_sha256=store.sha256(text), normaliser_version=1, url="u",
+                          fetched_at=T0 + timedelta(hours=n)))
+        s.commit()
+        checks, versions = store.history(s, "a")
+    assert [c.started_at for c in checks] == [T0 + timedelta(hours=6), T0]
+    assert [v.text for v in versions] == ["two", "one"]
