@@ -29,3 +29,4 @@ class FetchResult:
     last_modified: str | None = None
     not_modified: bool = False
     landing_url: str | None = None  # the page whose `follow` link led to `url`
+    charset: str | None = None      # from Content-Type, when the server declared one

@@ -1,0 +1,197 @@
+"""HTML -> normalised text: select the policy region, drop noise, walk the blocks in reading order.
+
+Unlike ``get_text("\\n")``, the walk keeps inline elements (links, emphasis, spans) inside their
+sentence and gives each block exactly one line, so a re-render of the same page (new class names,
+nonces, script contents, whitespace or link tokens) yields the same text.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Iterator
+
+import soupsieve
+from bs4 import BeautifulSoup, NavigableString, Tag
+
+from monitor.errors import NormaliseError
+from monitor.normalise.text import fold, heading, list_item, paragraph, table_row
+
+NON_CONTENT = frozenset({
+    "script", "style", "noscript", "template", "svg", "math", "iframe", "object", "embed",
+    "canvas", "video", "audio", "map", "head", "input", "select", "textarea", "button", "option",
+    "datalist", "meter", "progress", "dialog", "title", "meta", "link",
+})
+"""Never text, wherever they sit (forms themselves stay: some sites wrap the whole page in one)."""
+
+HIDDEN = soupsieve.compile(
+    "[hidden], [aria-hidden=true], .sr-only, .visually-hidden, .visuallyhidden, .screen-reader-text"
+)
+PAGE_CHROME = soupsieve.compile(
+    "nav, aside, [role=navigation], [role=banner], [role=contentinfo], [role=search], "
+    "[role=dialog], [aria-modal=true], #onetrust-consent-sdk, #CybotCookiebotDialog, .cc-window, "
+    "[id*=cookie-banner i], [class*=cookie-banner i], [id*=cookie-consent i], "
+    "[class*=cookie-consent i], [id*=cookie-notice i], [class*=cookie-notice i], "
+    "[class*=skip-link i], [class*=skip-to-content i]"
+)
+"""Dropped when the source has no ``select``: navigation, banners, cookie notices, skip links."""
+
+HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
+LISTS = frozenset({"ul", "ol", "menu", "dir"})
+BLOCKS = frozenset({
+    "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details",
+    "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hgroup",
+    "hr", "html", "legend", "li", "main", "nav", "p", "pre", "section", "summary", "table",
+    "tbody", "td", "tfoot", "th", "thead", "tr", *HEADINGS, *LISTS,
+})
+
+
+def extract(body: bytes, *, url: str, select: str | None = None, drop: Iterable[str] = (),
+            encoding: str | None = None) -> tuple[str, str | None]:
+    """Return (normalised text, page title). Raises NormaliseError for an empty selection."""
+    soup = BeautifulSoup(body, "lxml", from_encoding=encoding)
+    title = _title(soup)
+    for tag in soup.find_all(NON_CONTENT):
+        tag.decompose()
+    regions = _regions(soup, url, select)
+    for region in regions:
+        _decompose(HIDDEN.select(region))
+        for selector in drop:
+            _decompose(region.select(selector))
+        if select is None:
+            _drop_chrome(region)
+    lines = [line for region in regions for line in Walker().lines(region) if line]
+    if not lines:
+        where = f"the part selected by {select!r}" if select else "the page"
+        raise NormaliseError("empty", f"{url}: {where} has no text; check the page in a browser "
+                             "(it may need `fetch: browser`) or fix 'select'/'drop'")
+    return "\n".join(lines), title
+
+
+def _title(soup: BeautifulSoup) -> str | None:
+    node = soup.title or soup.find("h1")
+    title = fold(node.get_text(" ")) if node else ""
+    return title or None
+
+
+def _regions(soup: BeautifulSoup, url: str, select: str | None) -> list[Tag]:
+    if select is None:
+        return [soup.body or soup]
+    regions = soup.select(select)
+    # A match nested in another match would be read twice.
+    regions = [r for r in regions if not any(p in regions for p in r.parents)]
+    if not regions:
+        raise NormaliseError("selector_empty", f"{url}: selector {select!r} matched nothing; "
+                             "the page layout may have changed, update 'select' in the watchlist")
+    return regions
+
+
+def _drop_chrome(region: Tag) -> None:
+    _decompose(PAGE_CHROME.select(region))
+    # A header or footer inside the article (its title, its byline) is content; the page's are not.
+    _decompose(tag for tag in region.find_all(("header", "footer"))
+               if tag.find_parent(("main", "article")) is None)
+
+
+def _decompose(tags: Iterable[Tag]) -> None:
+    for tag in list(tags):
+        if not tag.decomposed:
+            tag.decompose()
+
+
+class Walker:
+    """Turns a tree into lines: one per heading, list item, table row and paragraph."""
+
+    def __init__(self) -> None:
+        self.out: list[str] = []
+        self.inline: list[str] = []
+
+    def lines(self, root: Tag) -> list[str]:
+        self.element(root, depth=0)
+        self.flush()
+        return self.out
+
+    def flush(self) -> None:
+        if self.inline:
+            self.out.append(paragraph("".join(self.inline)))
+            self.inline.clear()
+
+    def block(self, node: Tag, depth: int) -> None:
+        for child in node.children:
+            if type(child) is NavigableString:
+                self.inline.append(child)
+            elif isinstance(child, Tag):
+                self.element(child, depth)
+
+    def element(self, tag: Tag, depth: int) -> None:
+        name = tag.name
+        if name not in BLOCKS:
+            if name == "br":
+                self.flush()
+            else:
+                self.block(tag, depth)
+            return
+        self.flush()
+        if name in HEADINGS:
+            self.out.append(heading(inline_text(tag), HEADINGS[name]))
+        elif name in LISTS:
+            self.list(tag, depth)
+        elif name == "li":
+            self.item(tag, depth)
+        elif name == "table":
+            self.table(tag)
+        else:
+            self.block(tag, depth)
+            self.flush()
+
+    def list(self, tag: Tag, depth: int) -> None:
+        for child in tag.children:
+            if isinstance(child, Tag) and child.name == "li":
+                self.item(child, depth)
+            elif isinstance(child, Tag):
+                self.element(child, depth + 1 if child.name in LISTS else depth)
+            elif type(child) is NavigableString and child.strip():
+                self.out.append(paragraph(child))
+
+    def item(self, tag: Tag, depth: int) -> None:
+        nested: list[Tag] = []
+        self.out.append(list_item(inline_text(tag, nested), depth))
+        for sublist in nested:
+            self.list(sublist, depth + 1)
+
+    def table(self, tag: Tag) -> None:
+        if tag.caption:
+            self.out.append(paragraph(inline_text(tag.caption)))
+        for row in _rows(tag):
+            cells = [inline_text(cell) for cell in row.find_all(("td", "th"), recursive=False)]
+            self.out.append(table_row(cells))
+
+
+def _rows(table: Tag) -> Iterator[Tag]:
+    for child in table.children:
+        if isinstance(child, Tag):
+            if child.name == "tr":
+                yield child
+            elif child.name in ("thead", "tbody", "tfoot"):
+                yield from child.find_all("tr", recursive=False)
+
+
+def inline_text(tag: Tag, nested_lists: list[Tag] | None = None) -> str:
+    """All the text under ``tag`` as one line; block boundaries become spaces. Lists found inside
+    are left out and collected into ``nested_lists`` when given (a list item's sub-items)."""
+    parts: list[str] = []
+    _collect(tag, parts, nested_lists)
+    return "".join(parts)
+
+
+def _collect(tag: Tag, parts: list[str], nested_lists: list[Tag] | None) -> None:
+    for child in tag.children:
+        if type(child) is NavigableString:
+            parts.append(child)
+        elif isinstance(child, Tag):
+            if nested_lists is not None and child.name in LISTS:
+                nested_lists.append(child)
+            elif child.name in BLOCKS or child.name == "br":
+                parts.append(" ")
+                _collect(child, parts, nested_lists)
+                parts.append(" ")
+            else:
+                _collect(child, parts, nested_lists)

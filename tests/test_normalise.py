@@ -1,0 +1,248 @@
+"""Normalisation: golden HTML cases, noise stability, PDFs made with reportlab, corpus pages."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from pathlib import Path
+
+import pytest
+from conftest import CORPUS
+
+from monitor.errors import NormaliseError
+from monitor.fetch import FetchResult
+from monitor.normalise import NORMALISER_VERSION, normalise
+from monitor.watchlist import Source
+
+NOW = datetime(2026, 1, 1, tzinfo=UTC)
+
+
+def source(**overrides: object) -> Source:
+    fields = {"id": "s", "company": "Acme", "title": "Policy", "url": "https://example.org/p"}
+    return Source(**{**fields, **overrides})  # type: ignore[arg-type]
+
+
+def result(body: bytes | str, media_type: str = "text/html", **fields: object) -> FetchResult:
+    data = body.encode() if isinstance(body, str) else body
+    return FetchResult(url="https://example.org/p", status=200, body=data, media_type=media_type,
+                       fetched_at=NOW, elapsed_ms=1, **fields)  # type: ignore[arg-type]
+
+
+def text_of(html: str, **source_fields: object) -> str:
+    return normalise(result(html), source(**source_fields)).text
+
+
+# --- HTML golden cases -------------------------------------------------------------------------
+
+PAGE = """<!doctype html><html><head><title>Acme  Policy</title>
+<style>.x{color:red}</style><script>var nonce="abc";</script></head><body>
+<header class="site"><a href="/">Acme</a> <a href="/login">Log in</a></header>
+<nav><ul><li><a href="/a">About</a></li><li><a href="/b">Blog</a></li></ul></nav>
+<div id="cookie-banner">We use cookies. <button>Accept</button></div>
+<main>
+  <article>
+    <header><h1>Responsible  Scaling
+      Policy</h1></header>
+    <p class="lead">We   <strong>will not</strong> deploy models
+       unless <a href="/safeguards?utm_source=x&amp;tok=123">the required safeguards</a>
+       are in place.</p>
+    <h2>Commitments</h2>
+    <ol>
+      <li>Pause training<ul><li>when evaluations fail</li></ul></li>
+      <li><p>Publish results.</p></li>
+    </ol>
+    <table><thead><tr><th>Level</th><th>Action</th></tr></thead>
+      <tbody><tr><td>ASL-3</td><td>Harden  security</td></tr></tbody></table>
+    <p>Last updated: 3 days ago</p>
+  </article>
+</main>
+<aside>Related posts</aside>
+<footer>&copy; 2026 Acme</footer>
+</body></html>"""
+
+EXPECTED = """# Responsible Scaling Policy
+We will not deploy models unless the required safeguards are in place.
+## Commitments
+- Pause training
+  - when evaluations fail
+- Publish results.
+| Level | Action |
+| ASL-3 | Harden security |"""
+
+
+def test_page_chrome_is_dropped_and_blocks_become_lines() -> None:
+    assert text_of(PAGE) == EXPECTED
+
+
+def test_title_comes_from_the_title_element() -> None:
+    assert normalise(result(PAGE), source()).title == "Acme Policy"
+
+
+def test_select_takes_only_the_selected_region() -> None:
+    assert text_of(PAGE, select="main table") == "| Level | Action |\n| ASL-3 | Harden security |"
+
+
+def test_drop_removes_matches_inside_the_selection() -> None:
+    text = text_of(PAGE, select="article", drop=["table", "h2"])
+    assert "Level" not in text and "Commitments" not in text
+    assert text.startswith("# Responsible Scaling Policy\nWe will not deploy models")
+
+
+def test_select_keeps_what_chrome_removal_would_drop() -> None:
+    html = "<body><nav>Menu</nav><div class='policy'><footer>Signed, Acme</footer></div></body>"
+    assert text_of(html, select=".policy") == "Signed, Acme"
+
+
+def test_selector_matching_nothing_is_a_selector_empty_error_naming_url_and_selector() -> None:
+    with pytest.raises(NormaliseError) as caught:
+        text_of(PAGE, select="#policy-body")
+    assert caught.value.kind == "selector_empty"
+    assert "https://example.org/p" in str(caught.value) and "#policy-body" in str(caught.value)
+
+
+def test_a_page_without_text_is_an_empty_error_not_an_empty_document() -> None:
+    with pytest.raises(NormaliseError) as caught:
+        text_of("<html><body><script>render()</script><div id=root></div></body></html>")
+    assert caught.value.kind == "empty"
+
+
+def test_inline_elements_stay_inside_their_sentence() -> None:
+    html = ("<p>We <em>commit</em> to <a href='/x'>publish</a> <span class=a>model"
+            "</span><span>cards</span> within <b>30</b>&nbsp;days.</p>")
+    assert text_of(html) == "We commit to publish modelcards within 30 days."
+
+
+def test_br_splits_a_paragraph_into_lines() -> None:
+    assert text_of("<p>Acme Inc.<br>1 Main St.</p>") == "Acme Inc.\n1 Main St."
+
+
+def test_typed_list_numbers_and_bullets_are_stripped_so_renumbering_is_invisible() -> None:
+    before = "<ol><li>1. Pause training.</li><li>2. Publish results.</li></ol>"
+    after = "<ol><li>(a) Pause training.</li><li>(b) Publish results.</li></ol>"
+    bullets = "<ul><li>\u2022 Pause training.</li><li>\u2022 Publish results.</li></ul>"
+    assert text_of(before) == text_of(after) == text_of(bullets) == \
+        "- Pause training.\n- Publish results."
+
+
+def test_list_item_with_paragraphs_is_one_line() -> None:
+    html = "<ul><li><p><strong>Safety.</strong></p><p>We test models.</p></li></ul>"
+    assert text_of(html) == "- Safety. We test models."
+
+
+@pytest.mark.parametrize("stamp", [
+    "Updated 3 days ago", "Last updated: 2 hours ago", "last modified about a month ago",
+    "Posted yesterday", "5 minutes ago",
+])
+def test_relative_date_stamps_are_removed(stamp: str) -> None:
+    assert text_of(f"<p>{stamp}</p><p>We will not train on your data.</p>") == \
+        "We will not train on your data."
+
+
+def test_absolute_dates_are_kept() -> None:
+    assert text_of("<p>Last updated: January 5, 2026</p>") == "Last updated: January 5, 2026"
+
+
+def test_quotes_dashes_and_invisible_characters_are_folded() -> None:
+    html = ("<p>\u201cWe won\u2019t\u201d \u2014 ever \u2013 use a net\u2011zero "
+            "\u2212 path\u200b for\u00a0you\u00ad\u202e.</p>")
+    assert text_of(html) == "\"We won't\" - ever - use a net-zero - path for you."
+
+
+def test_hidden_and_screen_reader_text_is_dropped() -> None:
+    html = ("<p>We will not<span class='sr-only'> (opens in a new tab)</span> sell data."
+            "<span aria-hidden='true'>\u2197</span></p><div hidden>draft text</div>")
+    assert text_of(html) == "We will not sell data."
+
+
+def test_forms_keep_their_text_but_lose_their_controls() -> None:
+    html = ("<form><p>We will notify you.</p><input value='x'><button>Submit</button>"
+            "<select><option>English</option></select></form>")
+    assert text_of(html) == "We will notify you."
+
+
+NOISY = """<!DOCTYPE html>
+<html lang="en-GB" data-build="9f8e7d"><head><title>Acme Policy</title>
+<script nonce="Zm9vYmFy">window.__STATE__={"session":"77a1"}</script>
+<style nonce="Zm9vYmFy">.c-81x{margin:0}</style><link rel="preload" href="/f.woff2?v=2"></head>
+<body class="theme-dark  js">
+  <!-- rendered by edge-42 -->
+  <header class="site-header-v2"><a href="/?ref=nav">Acme</a></header>
+  <nav class="n-3"><ul><li><a href="/a?sid=999">About</a></li></ul></nav>
+  <div id="cookie-banner" class="cb-77">Cookies? <button>OK</button></div>
+<main class="m-9a"><article data-id="abc-123">
+<header class="h-x"><h1 class="t1">Responsible Scaling Policy</h1></header>
+<p class="lead-2"  data-track="p1">We <strong class="s">will not</strong>
+deploy models unless
+<a href="/safeguards?utm_source=mail&amp;tok=987654" rel="noopener">the required safeguards</a> are
+in place.</p>
+<h2 id="c-2">Commitments</h2>
+<ol start="5" class="o">
+  <li class="i">Pause training
+    <ul><li>when evaluations fail</li></ul>
+  </li>
+  <li class="i"><p>Publish results.</p></li>
+</ol>
+<table class="tbl-new"><thead><tr><th scope="col">Level</th><th>Action</th></tr></thead>
+<tbody><tr data-row="1"><td>ASL-3</td><td>Harden security</td></tr></tbody></table>
+<p class="stamp">Last updated: 5 hours ago</p>
+<script>track("view", {"t": 1767225600})</script>
+</article></main>
+<aside class="rel">Other posts</aside>
+<footer class="f-3">&copy; 2026 Acme &middot; <a href="/privacy?x=1">Privacy</a></footer>
+</body></html>"""
+
+
+def test_same_page_with_noise_variants_normalises_identically() -> None:
+    assert text_of(NOISY) == text_of(PAGE) == EXPECTED
+
+
+def test_declared_charset_is_used_to_decode() -> None:
+    body = "<p>Les donn\u00e9es ne seront pas vendues.</p>".encode("latin-1")
+    doc = normalise(result(body, charset="iso-8859-1"), source())
+    assert doc.text == "Les donn\u00e9es ne seront pas vendues."
+
+
+def test_invalid_bytes_do_not_crash_normalisation() -> None:
+    doc = normalise(result(b"<p>We will \xff\xfe not sell data.</p>", charset="utf-8"), source())
+    assert doc.text.startswith("We will") and doc.text.endswith("not sell data.")
+
+
+def test_plain_text_paragraphs_are_joined_and_lists_kept() -> None:
+    body = "# Policy\n\nWe will not\nsell data.\n\n1. Pause training\n2. Publish results\n"
+    doc = normalise(result(body, "text/plain"), source())
+    assert doc.text == "# Policy\nWe will not sell data.\n- Pause training\n- Publish results"
+
+
+def test_unsupported_media_type_is_a_clear_error() -> None:
+    with pytest.raises(NormaliseError) as caught:
+        normalise(result(b"\x89PNG", "image/png"), source())
+    assert caught.value.kind == "unsupported_type" and "image/png" in str(caught.value)
+
+
+def test_normaliser_version_is_a_positive_int() -> None:
+    assert isinstance(NORMALISER_VERSION, int) and NORMALISER_VERSION >= 1
+
+
+# --- corpus ------------------------------------------------------------------------------------
+
+
+def corpus_files(pattern: str) -> list[Path]:
+    files = sorted(CORPUS.glob(pattern))
+    if not files:
+        pytest.skip(f"corpus not found at {CORPUS} ({pattern}); tests reading real pages need it")
+    return files
+
+
+def test_corpus_usage_policy_keeps_its_commitments_as_list_items() -> None:
+    page = corpus_files("openai/usage-policies/2025-09-29T*.html")[0]
+    text = normalise(result(page.read_bytes()), source()).text
+    assert "# Usage policies" in text.splitlines()
+    assert "  - real money gambling" in text.splitlines()
+    assert "cookie" not in text.lower().split("changelog")[0][:200]
+
+
+def test_corpus_refetches_of_an_unchanged_page_give_identical_text() -> None:
+    """Two fetches of Anthropic's privacy policy 12 hours apart differ only in rotating URLs."""
+    first, second = corpus_files("anthropic/privacy-policy/2025-12-04T*.html")[:2]
+    assert first.read_bytes() != second.read_bytes()
+    assert normalise(result(first.read_bytes()), source()).text == \
+        normalise(result(second.read_bytes()), source()).text
