@@ -170,17 +170,19 @@ def default_path() -> Path:
 
 def load(path: Path | str, environ: Mapping[str, str] | None = None) -> Watchlist:
     """Read and validate a watchlist file; raise WatchlistError listing every problem."""
-    name = str(path)
+    return parse(read(path), name=str(path), environ=environ)
+
+
+def read(path: Path | str) -> str:
+    """The file's text, or a WatchlistError that says why it cannot be read."""
     try:
-        text = Path(path).read_text(encoding="utf-8")
+        return Path(path).read_text(encoding="utf-8")
     except OSError as exc:
-        problem = Problem(name, 0, f"cannot read the file ({exc.strerror}); check the path, "
-                          "or set --watchlist / MONITOR_WATCHLIST")
-        raise WatchlistError([problem]) from None
+        problem = Problem(str(path), 0, f"cannot read the file ({exc.strerror}); check the "
+                          "path, or set --watchlist / MONITOR_WATCHLIST")
     except UnicodeDecodeError:
-        raise WatchlistError([Problem(name, 0, "the file is not UTF-8 text; save it as "
-                                      "UTF-8")]) from None
-    return parse(text, name=name, environ=environ)
+        problem = Problem(str(path), 0, "the file is not UTF-8 text; save it as UTF-8")
+    raise WatchlistError([problem])
 
 
 def parse(text: str, *, name: str = "watchlist.yaml",

@@ -1,0 +1,326 @@
+"""The `commitment-monitor` command: one flat click group, one function per subcommand.
+
+Exit codes: 0 done, 1 something could not be checked or sent (the rest still ran), 2 usage,
+watchlist or database errors. Messages say what failed and what to do; no secret is printed.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import signal
+import threading
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import NoReturn
+
+import click
+from sqlalchemy.engine import Engine, make_url
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from monitor import notify, pipeline, scheduler, store
+from monitor import watchlist as watchlist_module
+from monitor.errors import WatchlistError
+from monitor.watchlist import Watchlist
+
+logger = logging.getLogger(__name__)
+
+USAGE_ERROR = 2
+
+
+@dataclass(frozen=True)
+class Settings:
+    """The global options, resolved once."""
+
+    watchlist_path: Path
+    database_url: str
+
+    def load_watchlist(self, path: Path | None = None) -> Watchlist:
+        """The validated watchlist, or exit 2 printing every problem."""
+        try:
+            return watchlist_module.load(path or self.watchlist_path)
+        except WatchlistError as exc:
+            for problem in exc.problems:
+                click.echo(str(problem), err=True)
+            raise SystemExit(USAGE_ERROR) from None
+
+    def engine(self) -> Engine:
+        """The database with its schema up to date, or exit 2 saying which URL failed."""
+        try:
+            engine = store.make_engine(self.database_url)
+            store.create_schema(engine)
+        except (SQLAlchemyError, OSError) as exc:
+            fail(f"cannot open the database {masked_url(self.database_url)} "
+                 f"({exc.__class__.__name__}: {_first_line(exc)}); check --database or "
+                 "DATABASE_URL and that the server is running")
+        return engine
+
+
+def masked_url(url: str) -> str:
+    """The database URL with its password hidden, safe to print."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except SQLAlchemyError:
+        return "(unparseable URL)"
+
+
+def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
+    click.echo(f"error: {message}", err=True)
+    raise SystemExit(code)
+
+
+def _first_line(exc: BaseException) -> str:
+    return (str(exc).strip().splitlines() or [""])[0][:200]
+
+
+def _setup_logging(verbose: int) -> None:
+    level = logging.WARNING if verbose == 0 else logging.INFO if verbose == 1 else logging.DEBUG
+    logging.basicConfig(level=level, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    # Libraries log every request and every job run at INFO; only -vv wants that.
+    for noisy in ("httpx", "httpcore", "apscheduler"):
+        logging.getLogger(noisy).setLevel(logging.DEBUG if verbose > 1 else logging.WARNING)
+
+
+@click.group(context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--watchlist", "watchlist_path", type=click.Path(path_type=Path),
+              envvar="MONITOR_WATCHLIST", show_envvar=True,
+              help="Watchlist YAML. Default: config/watchlist.yaml, else the bundled "
+                   "seeds/ai-labs.yaml.")
+@click.option("--database", "database_url", envvar="DATABASE_URL", show_envvar=True,
+              help=f"SQLAlchemy URL (sqlite:///... or postgresql://...). "
+                   f"Default: {store.DEFAULT_DATABASE_URL}.")
+@click.option("-v", "--verbose", count=True, help="-v: log each step; -vv: also libraries.")
+@click.version_option(package_name="commitment-monitor")
+@click.pass_context
+def main(ctx: click.Context, watchlist_path: Path | None, database_url: str | None,
+         verbose: int) -> None:
+    """Watch policy documents and alert when a commitment in them changes."""
+    _setup_logging(verbose)
+    ctx.obj = Settings(watchlist_path or watchlist_module.default_path(),
+                       database_url or store.DEFAULT_DATABASE_URL)
+
+
+pass_settings = click.make_pass_decorator(Settings)
+
+
+@main.command()
+@click.argument("file", required=False, type=click.Path(path_type=Path))
+@pass_settings
+def validate(settings: Settings, file: Path | None) -> None:
+    """Check a watchlist; print every problem as FILE:LINE: what is wrong; what to do."""
+    path = file or settings.watchlist_path
+    watchlist = settings.load_watchlist(path)
+    commitments = sum(len(source.commitments) for source in watchlist.sources)
+    click.echo(f"{path}: {len(watchlist.sources)} sources, {commitments} commitments, "
+               f"{len(watchlist.channels)} channels: OK")
+
+
+@main.command()
+@click.argument("source_ids", nargs=-1, metavar="[SOURCE_ID]...")
+@pass_settings
+def check(settings: Settings, source_ids: tuple[str, ...]) -> None:
+    """Check all (or the named) sources now, then send the alerts this produced.
+
+    Exit 1 when any source could not be fetched or read; the others are still checked.
+    """
+    watchlist = settings.load_watchlist()
+    _require_sources(watchlist, source_ids)
+    engine = settings.engine()
+    summaries = pipeline.check_all(watchlist, engine=engine, source_ids=source_ids or None,
+                                   worker=scheduler.default_worker())
+    for summary in summaries:
+        click.echo(summary.line())
+    report = notify.deliver_pending(engine, watchlist, worker=scheduler.default_worker())
+    if report.sent or report.failed or report.expired:
+        click.echo(f"alerts: {report.sent} sent, {report.failed} failed (retried by the next "
+                   f"check or by `run`), {report.expired} expired")
+    if any(summary.outcome == "failed" for summary in summaries):
+        raise SystemExit(1)
+
+
+def _require_sources(watchlist: Watchlist, source_ids: Iterable[str]) -> None:
+    known = [source.id for source in watchlist.sources]
+    unknown = [source_id for source_id in source_ids if source_id not in known]
+    if unknown:
+        fail(f"unknown source id {', '.join(map(repr, unknown))} in {watchlist.path}; "
+             f"known: {', '.join(known) or 'none'}")
+
+
+@main.command()
+@pass_settings
+def run(settings: Settings) -> None:
+    """Run the monitor: every source on its interval, alerts sent, watchlist edits applied.
+
+    SIGTERM or Ctrl-C lets the checks in flight finish, then exits 0.
+    """
+    logging.getLogger("monitor").setLevel(min(logging.INFO, logging.getLogger().level))
+    engine = settings.engine()
+    service = scheduler.Service(settings.watchlist_path, engine)
+    try:
+        watchlist = service.start()
+    except WatchlistError as exc:
+        for problem in exc.problems:
+            click.echo(str(problem), err=True)
+        raise SystemExit(USAGE_ERROR) from None
+    click.echo(f"watching {len(watchlist.sources)} sources from {settings.watchlist_path} "
+               f"(edits are applied without restart); database {masked_url(settings.database_url)}",
+               err=True)
+    stopping = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
+    stopping.wait()
+    click.echo("stopping: letting the checks in flight finish", err=True)
+    service.stop()
+    engine.dispose()
+
+
+@main.command()
+@click.option("--source", "source_id", metavar="ID", help="Only this source.")
+@click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
+@pass_settings
+def changes(settings: Settings, source_id: str | None, as_json: bool, limit: int | None) -> None:
+    """The detected commitment changes, newest first."""
+    with store.session(settings.engine()) as session:
+        rows = store.recent_changes(session, source_id=source_id, limit=limit)
+    for change in rows:
+        if as_json:
+            click.echo(json.dumps(store.change_json(change), ensure_ascii=False))
+        else:
+            click.echo(_change_text(change))
+    if not rows and not as_json:
+        click.echo("no changes recorded" + (f" for {source_id!r}" if source_id else ""), err=True)
+
+
+def _change_text(change: store.Change) -> str:
+    title = change.commitment_title or change.commitment_id or "(discovered sentence)"
+    lines = [f"{_when(change.detected_at)}  {change.source_id}  {change.status.upper()}  {title}",
+             f"    why: {change.reason}"]
+    if change.before:
+        lines.append(f"    before: {_shorten(change.before)}")
+    if change.after:
+        lines.append(f"    after:  {_shorten(change.after)}")
+    lines.append(f"    snapshot: {change.new_snapshot or '-'}  {change.url}")
+    return "\n".join(lines)
+
+
+@main.command()
+@click.argument("source_id")
+@pass_settings
+def history(settings: Settings, source_id: str) -> None:
+    """Every check and every stored version of one source, newest first."""
+    with store.session(settings.engine()) as session:
+        checks, versions = store.history(session, source_id)
+        snapshots = _snapshot_hashes(session, [v.snapshot_id for v in versions]
+                                     + [c.snapshot_id for c in checks if c.snapshot_id])
+        if not checks and not versions:
+            known = [state.source_id for state in store.source_states(session)]
+            fail(f"nothing recorded for source {source_id!r}; sources with history: "
+                 f"{', '.join(known) or 'none yet (run `check` first)'}")
+    click.echo(f"versions of {source_id} ({len(versions)}):")
+    for version in versions:
+        click.echo(f"  {_when(version.fetched_at)}  text {version.text_sha256[:12]}  "
+                   f"snapshot {snapshots.get(version.snapshot_id, '?')[:12]}  "
+                   f"normaliser v{version.normaliser_version}  {version.url}")
+    click.echo(f"checks of {source_id} ({len(checks)}):")
+    for item in checks:
+        status = f"HTTP {item.http_status}" if item.http_status else "no response"
+        snapshot = snapshots.get(item.snapshot_id or 0, "")[:12] or "-"
+        error = f"  {item.error_kind}: {item.error}" if item.outcome == "failed" else ""
+        click.echo(f"  {_when(item.started_at)}  {item.outcome:<12} {status:<11} "
+                   f"{item.bytes:>9} B {item.duration_ms:>6} ms  snapshot {snapshot}{error}")
+
+
+def _snapshot_hashes(session: Session, ids: Sequence[int]) -> dict[int, str]:
+    query = select(store.Snapshot.id, store.Snapshot.sha256).where(
+        col(store.Snapshot.id).in_(set(ids)))
+    return {row[0]: row[1] for row in session.exec(query)}
+
+
+@main.command()
+@pass_settings
+def status(settings: Settings) -> None:
+    """Every source with its last check, outcome, failing streak and health; failing channels."""
+    watchlist = settings.load_watchlist()
+    with store.session(settings.engine()) as session:
+        states = {state.source_id: state for state in store.source_states(session)}
+        failing = _failing_targets(session)
+    threshold = watchlist.defaults.failures_before_alert
+    click.echo(f"{'SOURCE':<28} {'LAST CHECK':<20} {'OUTCOME':<13} {'STREAK':>6}  HEALTH")
+    for source in watchlist.sources:
+        state = states.get(source.id)
+        last = _when(state.last_checked_at) if state and state.last_checked_at else "never"
+        outcome = (state.last_outcome if state else None) or "-"
+        streak = state.failing_streak if state else 0
+        click.echo(f"{source.id:<28} {last:<20} {outcome:<13} {streak:>6}  "
+                   f"{_health(state, threshold)}")
+    for source_id in sorted(states.keys() - {source.id for source in watchlist.sources}):
+        click.echo(f"{source_id:<28} (no longer in the watchlist; its history is kept)")
+    for (channel, label), (count, error) in failing.items():
+        click.echo(f"channel {channel}: {label} failed permanently ({count} alerts not "
+                   f"delivered; last error: {error or 'none recorded'}); fix the URL or its "
+                   f"credentials, then run `commitment-monitor test-notify {channel}`")
+
+
+def _failing_targets(session: Session) -> dict[tuple[str, str], tuple[int, str | None]]:
+    """(channel, masked URL) -> (alerts it failed permanently, the latest error)."""
+    query = (select(store.Delivery).where(store.Delivery.status == "failed")
+             .order_by(col(store.Delivery.id).desc()))
+    failing: dict[tuple[str, str], tuple[int, str | None]] = {}
+    for delivery in session.exec(query):
+        key = (delivery.channel, delivery.target_label)
+        count, error = failing.get(key, (0, delivery.last_error))
+        failing[key] = (count + 1, error)
+    return failing
+
+
+def _health(state: store.SourceState | None, threshold: int) -> str:
+    if state is None or state.last_checked_at is None:
+        return "not checked yet"
+    if state.failing_streak == 0:
+        return "ok"
+    since = f" since {_when(state.failing_since)}" if state.failing_since else ""
+    word = "FAILING" if state.failing_streak >= threshold else "flaky"
+    return f"{word}{since}: {state.last_error or 'unknown error'}"
+
+
+@main.command("test-notify")
+@click.argument("channel", required=False)
+@pass_settings
+def test_notify(settings: Settings, channel: str | None) -> None:
+    """Send a test message to every URL of one channel (or of all); say which failed and why."""
+    watchlist = settings.load_watchlist()
+    if not watchlist.channels:
+        fail(f"no channels defined in {watchlist.path}; add a 'channels:' section")
+    if channel is not None and channel not in watchlist.channels:
+        fail(f"unknown channel {channel!r}; defined in {watchlist.path}: "
+             f"{', '.join(watchlist.channels)}")
+    results = notify.send_test(watchlist, channel)
+    for result in results:
+        if result.ok:
+            click.echo(f"ok      {result.channel}: {result.label}")
+        else:
+            click.echo(f"FAILED  {result.channel}: {result.label}: {result.error}")
+    if any(not result.ok for result in results):
+        raise SystemExit(1)
+
+
+@main.command()
+@pass_settings
+def renormalise(settings: Settings) -> None:
+    """Rebuild every stored version with the current normaliser, without sending alerts."""
+    watchlist = settings.load_watchlist()
+    count = pipeline.renormalise(watchlist, engine=settings.engine())
+    click.echo(f"rebuilt {count} versions from stored snapshots (a silent rebaseline: "
+               "no alerts sent)")
+
+
+def _when(moment: datetime | None) -> str:
+    return scheduler.as_utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+
+
+def _shorten(text: str, width: int = 240) -> str:
+    return text if len(text) <= width else text[: width - 1] + "…"

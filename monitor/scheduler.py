@@ -1,0 +1,281 @@
+"""The daemon: APScheduler runs each source on its own interval, delivers the outbox, and follows
+edits to the watchlist file.
+
+The jobs live in memory and are rebuilt from the watchlist at start; when a source is due comes
+from the store (SourceState.last_checked_at), so a restart continues where it stopped: a source
+checked a moment ago waits for its interval, overdue and new ones are spread over a short window
+instead of firing all at once. Two checks of one source never overlap (max_instances=1 here, and
+the pipeline's lease across processes).
+"""
+
+from __future__ import annotations
+
+import hashlib
+import logging
+import os
+import socket
+import threading
+from collections.abc import Iterable, Mapping
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+from pathlib import Path
+
+import httpx
+from apscheduler.executors.pool import ThreadPoolExecutor
+from apscheduler.schedulers.background import BackgroundScheduler
+from apscheduler.triggers.interval import IntervalTrigger
+from sqlalchemy.engine import Engine
+
+from monitor import fetch, notify, pipeline, store
+from monitor import watchlist as watchlist_module
+from monitor.errors import WatchlistError
+from monitor.watchlist import Watchlist
+
+logger = logging.getLogger(__name__)
+
+FIRST_DELAY = timedelta(seconds=1)
+"""How soon after start (or after a reload adds it) the first due source is checked."""
+CATCH_UP_STEP = timedelta(seconds=2)
+"""Gap between two due sources at start, so a restart after downtime is not a burst..."""
+CATCH_UP_WINDOW = timedelta(seconds=60)
+"""...but all of them have started within this window, however many there are."""
+DELIVER_EVERY = 5.0
+"""Alerts stored by a check go out within this many seconds (an idle poll is one small query)."""
+RELOAD_EVERY = 2.0
+DELIVER_JOB = "deliver"
+RELOAD_JOB = "reload"
+
+
+def first_runs(intervals: Mapping[str, timedelta], last_checked: Mapping[str, datetime],
+               now: datetime, *, delay: timedelta = FIRST_DELAY, step: timedelta = CATCH_UP_STEP,
+               window: timedelta = CATCH_UP_WINDOW) -> dict[str, datetime]:
+    """When each source should next be checked, given when it was last checked.
+
+    A source whose interval has not elapsed keeps its rhythm (last check + interval). The rest
+    (never checked first, in watchlist order, then the most overdue) start ``delay`` from now,
+    ``step`` apart, squeezed so the last one starts within ``window``.
+    """
+    runs: dict[str, datetime] = {}
+    behind: list[tuple[int, datetime, int, str]] = []
+    for order, (source_id, interval) in enumerate(intervals.items()):
+        last = last_checked.get(source_id)
+        if last is None:
+            behind.append((0, now, order, source_id))
+        elif last + interval > now:
+            runs[source_id] = last + interval
+        else:
+            behind.append((1, last + interval, order, source_id))
+    gap = min(step, (window - delay) / max(len(behind), 1))
+    for position, (*_, source_id) in enumerate(sorted(behind)):
+        runs[source_id] = now + delay + position * gap
+    return runs
+
+
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; every stored time is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def default_worker() -> str:
+    """Names this process in leases and delivery claims, so replicas can tell each other apart."""
+    return f"{socket.gethostname()}:{os.getpid()}"
+
+
+@dataclass(frozen=True)
+class _FileStamp:
+    mtime_ns: int
+    size: int
+
+
+class Service:
+    """The running monitor: start() schedules everything, reload() applies an edited watchlist,
+    stop() lets the checks in flight finish.
+
+    Jobs look the source up in the current watchlist when they run, so an edit to a source's
+    URL or selectors applies at its next check without touching its schedule.
+    """
+
+    def __init__(self, path: Path, engine: Engine, *, worker: str | None = None,
+                 workers: int = 4, reload_every: float = RELOAD_EVERY,
+                 deliver_every: float = DELIVER_EVERY) -> None:
+        self.path = Path(path)
+        self.engine = engine
+        self.worker = worker or default_worker()
+        self.reload_every = reload_every
+        self.deliver_every = deliver_every
+        self.watchlist: Watchlist | None = None
+        self._scheduler = BackgroundScheduler(
+            executors={"default": ThreadPoolExecutor(max_workers=workers)}, timezone=UTC)
+        self._lock = threading.Lock()  # one reload at a time (the job, or a caller)
+        self._stamp: _FileStamp | None = None
+        self._digest: str | None = None
+        self._client: httpx.Client | None = None
+        self._retired: list[httpx.Client] = []
+        self._gate: fetch.HostGate | None = None
+
+    # --- lifecycle ------------------------------------------------------------------------------
+
+    def start(self, *, paused: bool = False) -> Watchlist:
+        """Load the watchlist (WatchlistError if it is broken) and start scheduling.
+
+        ``paused`` schedules everything but runs nothing until resume(), for inspection.
+        """
+        with self._lock:
+            self._stamp = self._file_stamp()
+            text = watchlist_module.read(self.path)
+            self._digest = _digest(text)
+            watchlist = watchlist_module.parse(text, name=str(self.path))
+            self._use(watchlist)
+        self._scheduler.add_job(self._deliver, IntervalTrigger(seconds=self.deliver_every,
+                                                               timezone=UTC),
+                                id=DELIVER_JOB, name="deliver pending alerts",
+                                max_instances=1, coalesce=True)
+        self._scheduler.add_job(self.reload, IntervalTrigger(seconds=self.reload_every,
+                                                             timezone=UTC),
+                                id=RELOAD_JOB, name="reload the watchlist",
+                                max_instances=1, coalesce=True)
+        self._scheduler.start(paused=paused)
+        return watchlist
+
+    def resume(self) -> None:
+        self._scheduler.resume()
+
+    def stop(self) -> None:
+        """Stop scheduling and wait for the checks in flight to finish (their results are kept)."""
+        if self._scheduler.running:
+            self._scheduler.shutdown(wait=True)
+        for client in (*self._retired, self._client):
+            if client is not None:
+                client.close()
+
+    # --- what is scheduled ----------------------------------------------------------------------
+
+    def next_runs(self) -> dict[str, datetime]:
+        """Source id -> its next scheduled check."""
+        return {job.args[0]: job.next_run_time for job in self._scheduler.get_jobs()
+                if job.id.startswith("check:") and job.next_run_time is not None}
+
+    # --- reload ---------------------------------------------------------------------------------
+
+    def reload(self) -> bool:
+        """Apply the watchlist file if it changed since the last look; True when applied.
+
+        A broken edit is logged, problem by problem, once per distinct content, and the last
+        good watchlist keeps running.
+        """
+        with self._lock:
+            stamp = self._file_stamp()
+            if stamp == self._stamp:
+                return False
+            self._stamp = stamp
+            try:
+                text = watchlist_module.read(self.path)
+            except WatchlistError as exc:
+                _log_rejected(exc)
+                self._digest = None
+                return False
+            digest = _digest(text)
+            if digest == self._digest:
+                return False
+            self._digest = digest
+            try:
+                watchlist = watchlist_module.parse(text, name=str(self.path))
+            except WatchlistError as exc:
+                _log_rejected(exc)
+                return False
+            self._use(watchlist)
+            return True
+
+    def _use(self, new: Watchlist) -> None:
+        """Make ``new`` the current watchlist: add, remove and reschedule source jobs."""
+        old, self.watchlist = self.watchlist, new
+        if old is None or old.defaults != new.defaults:
+            self._renew_client(new)
+        wanted = {source.id: self._trigger_settings(new, source.id) for source in new.sources}
+        current = {} if old is None else {
+            source.id: self._trigger_settings(old, source.id) for source in old.sources}
+        for source_id in current.keys() - wanted.keys():
+            self._scheduler.remove_job(f"check:{source_id}")
+        changed = {source_id: settings for source_id, settings in wanted.items()
+                   if current.get(source_id) != settings}
+        runs = first_runs({source_id: interval for source_id, (interval, _) in changed.items()},
+                          self._last_checked(changed), store.utcnow())
+        for source_id, (interval, jitter) in changed.items():
+            self._schedule(source_id, interval, jitter, runs[source_id])
+        if old is not None:
+            logger.info("watchlist %s reloaded: %d sources (%d added, %d removed, %d rescheduled)",
+                        self.path, len(wanted), len(wanted.keys() - current.keys()),
+                        len(current.keys() - wanted.keys()),
+                        len(changed.keys() & current.keys()))
+
+    @staticmethod
+    def _trigger_settings(watchlist: Watchlist, source_id: str) -> tuple[timedelta, float]:
+        interval = watchlist.interval(watchlist.source(source_id))
+        return interval, interval.total_seconds() * watchlist.defaults.jitter
+
+    def _schedule(self, source_id: str, interval: timedelta, jitter: float,
+                  first: datetime) -> None:
+        seconds = interval.total_seconds()
+        self._scheduler.add_job(
+            self._check, IntervalTrigger(seconds=seconds, start_date=first, jitter=jitter or None,
+                                         timezone=UTC),
+            args=[source_id], id=f"check:{source_id}", name=f"check {source_id}",
+            next_run_time=first, max_instances=1, coalesce=True,
+            misfire_grace_time=max(1, int(seconds)), replace_existing=True)
+        logger.info("next check of %s at %s (every %s)", source_id,
+                    first.strftime("%Y-%m-%d %H:%M:%S UTC"), interval)
+
+    def _last_checked(self, source_ids: Iterable[str]) -> dict[str, datetime]:
+        wanted = set(source_ids)
+        with store.session(self.engine) as session:
+            return {state.source_id: as_utc(state.last_checked_at)
+                    for state in store.source_states(session)
+                    if state.source_id in wanted and state.last_checked_at is not None}
+
+    def _renew_client(self, watchlist: Watchlist) -> None:
+        """A new HTTP client and host gate for new defaults; checks in flight keep the old ones."""
+        if self._client is not None:
+            self._retired.append(self._client)
+        self._client = fetch.make_client(watchlist.defaults)
+        self._gate = fetch.HostGate(watchlist.defaults.host_gap)
+
+    # --- jobs -----------------------------------------------------------------------------------
+
+    def _check(self, source_id: str) -> None:
+        watchlist, client, gate = self.watchlist, self._client, self._gate
+        assert watchlist is not None and client is not None
+        try:
+            source = watchlist.source(source_id)
+        except KeyError:  # removed by a reload while this run waited for a thread
+            return
+        summary = pipeline.check_source(source, watchlist, engine=self.engine, client=client,
+                                        gate=gate, worker=self.worker)
+        logger.info("%s", summary.line())
+
+    def _deliver(self) -> None:
+        assert self.watchlist is not None
+        report = notify.deliver_pending(self.engine, self.watchlist, worker=self.worker)
+        if report.sent or report.failed or report.expired:
+            logger.info("alerts: %d sent, %d failed, %d expired", report.sent, report.failed,
+                        report.expired)
+
+    # --- the file -------------------------------------------------------------------------------
+
+    def _file_stamp(self) -> _FileStamp | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return _FileStamp(stat.st_mtime_ns, stat.st_size)
+
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _log_rejected(exc: WatchlistError) -> None:
+    logger.error("watchlist edit rejected, still running the last good one (%d problems):",
+                 len(exc.problems))
+    for problem in exc.problems:
+        logger.error("  %s", problem)
