@@ -1,0 +1,345 @@
+"""Send stored alerts: a durable outbox drained with apprise.
+
+The pipeline commits every Alert with one Delivery row per target before anything is sent.
+deliver_pending() then claims due rows with a conditional UPDATE (pending -> sending), so two
+senders, threads or replicas never send the same row; records every try as an Attempt; marks the
+row sent, schedules a retry with exponential backoff, marks it failed when retrying is futile (bad
+URL or credentials), or expires it after MAX_AGE with one "delivery_expired" alert. A 'sending'
+claim older than STALE_CLAIM belongs to a sender that died mid-send and is taken over: that is the
+only way a message can go out twice (see docs/guarantees.md).
+
+Resolved URLs carry secrets: they live only in memory for the send. Rows keep a hash of the URL
+as written in the watchlist (``target``) and apprise's privacy-masked form (``target_label``);
+error text is scrubbed of every secret before it is stored or logged.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import socket
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from urllib.parse import unquote, urlsplit
+
+import apprise
+from sqlalchemy import and_, or_, update
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+
+from monitor import render, store
+from monitor.errors import DeliveryError
+from monitor.render import Message
+from monitor.store import Alert, Attempt, Change, Delivery
+from monitor.watchlist import VAR, Source, Watchlist, expand_vars
+
+logger = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+
+WORKER = f"{socket.gethostname()}:{os.getpid()}"
+"""Who claims rows and leases; one id per process, so a restarted process may reclaim its own."""
+STALE_CLAIM = timedelta(minutes=10)
+"""A send never takes this long (SEND_TIMEOUT is far below), so such a claim's sender died."""
+SEND_TIMEOUT = 120
+BACKOFF_FIRST = timedelta(minutes=1)
+BACKOFF_MAX = timedelta(hours=2)
+MAX_AGE = timedelta(days=3)
+"""An alert still undelivered after this long is expired and reported, not retried forever."""
+PERMANENT_MARKERS = ("SMTPAuthenticationError", "authentication failed", "error=401.",
+                     "error=403.", "error=404.", "invalid_token", "channel_not_found",
+                     "no_service")
+
+
+@dataclass(frozen=True)
+class Target:
+    """One apprise URL of one channel, resolved for sending. Never store or log ``url``."""
+
+    channel: str
+    written: str  # as in the watchlist, ${VAR}s unexpanded
+    url: str = field(repr=False)
+
+    @property
+    def key(self) -> str:
+        """Identifies the target in rows without any secret; stable when a secret rotates."""
+        return store.sha256(f"{self.channel}\n{self.written}")
+
+    @property
+    def label(self) -> str:
+        service = apprise.Apprise.instantiate(self.url)
+        return service.url(privacy=True) if service else scrub(self.written, self.secrets)
+
+    @property
+    def secrets(self) -> list[str]:
+        return secrets_of(self.written, self.url)
+
+
+@dataclass(frozen=True)
+class TargetResult:
+    channel: str
+    label: str
+    ok: bool
+    error: str | None = None
+
+
+@dataclass(frozen=True)
+class DeliveryReport:
+    sent: int
+    failed: int
+    expired: int
+
+
+# --- Targets -----------------------------------------------------------------------------------
+
+
+def channel_targets(watchlist: Watchlist, channel: str) -> list[Target]:
+    return [Target(channel, written, _expand(written)) for written in watchlist.channels[channel]]
+
+
+def targets(watchlist: Watchlist, source: Source) -> list[Target]:
+    """Every target of every channel of a source, each URL once even if two channels share it."""
+    seen: set[str] = set()
+    result = []
+    for channel in watchlist.channels_for(source):
+        for target in channel_targets(watchlist, channel):
+            if target.written not in seen:
+                seen.add(target.written)
+                result.append(target)
+    return result
+
+
+def _expand(written: str) -> str:
+    try:
+        return expand_vars(written)
+    except KeyError:  # validate reports it; here the send fails with a clear error
+        return written
+
+
+def secrets_of(written: str, url: str) -> list[str]:
+    """Values that must never be shown: every ${VAR} value, and the URL's user and password."""
+    found = [os.environ[name] for name in VAR.findall(written) if os.environ.get(name)]
+    parts = urlsplit(url)
+    found += [unquote(p) for p in (parts.username, parts.password) if p]
+    found += [p for p in (parts.username, parts.password) if p]
+    return sorted({s for s in found if len(s) >= 3}, key=len, reverse=True)
+
+
+def scrub(text: str, secrets: Sequence[str]) -> str:
+    for secret in secrets:
+        text = text.replace(secret, "****")
+    return text
+
+
+# --- Sending -----------------------------------------------------------------------------------
+
+
+def send(target: Target, message: Message) -> None:
+    """Send one message to one target; raise DeliveryError (permanent when retrying is futile).
+
+    Services that render HTML get the HTML body (apprise derives the text alternative); the
+    others (Slack, chat, SMS) get the plain text, never Markdown: a diff's '-'/'+' would
+    turn into list bullets.
+    """
+    if VAR.search(target.url):
+        raise DeliveryError(f"{target.channel}: {target.written} uses an environment variable "
+                            "that is not set; export it and restart", permanent=True)
+    app = apprise.Apprise()
+    if not app.add(target.url):
+        shown = scrub(target.written, target.secrets)
+        raise DeliveryError(f"{target.channel}: apprise cannot use {shown}; fix the URL in the "
+                            "watchlist", permanent=True)
+    fmt = apprise.NotifyFormat.HTML
+    if app[0].resolve_format(None) != fmt:
+        fmt = apprise.NotifyFormat.TEXT
+    result = app.notify(body=message.html if fmt == apprise.NotifyFormat.HTML else message.text,
+                        title=message.subject, body_format=fmt, timeout=SEND_TIMEOUT,
+                        log_level=logging.DEBUG)
+    if not result:
+        lines = [entry.message for service in result for entry in service.logs()
+                 if entry.level != "DEBUG" or "Exception" in entry.message]
+        error = scrub("; ".join(lines) or f"apprise reported {result.status.name}", target.secrets)
+        permanent = any(marker.lower() in error.lower() for marker in PERMANENT_MARKERS)
+        raise DeliveryError(f"{target.label}: {error}", permanent=permanent)
+
+
+def send_test(watchlist: Watchlist, channel: str | None = None) -> list[TargetResult]:
+    """Send a short test message to every URL of one channel (or all); say which failed and why."""
+    channels = [channel] if channel is not None else list(watchlist.channels)
+    message = Message("Commitment Monitor test message",
+                      "This is a test: alerts for this channel will arrive like this.\n",
+                      "<p>This is a test: alerts for this channel will arrive like this.</p>")
+    results = []
+    for name in channels:
+        for target in channel_targets(watchlist, name):
+            try:
+                send(target, message)
+                results.append(TargetResult(name, target.label, True))
+            except DeliveryError as exc:
+                results.append(TargetResult(name, target.label, False, str(exc)))
+    return results
+
+
+# --- The outbox --------------------------------------------------------------------------------
+
+
+def deliver_pending(engine: Engine, watchlist: Watchlist, *, worker: str = WORKER,
+                    now: Clock = store.utcnow, limit: int = 100,
+                    max_age: timedelta = MAX_AGE) -> DeliveryReport:
+    """Send every due delivery once; safe to run from several threads or processes at once."""
+    expired = expire_old(engine, watchlist, now=now(), max_age=max_age)
+    sent = failed = 0
+    for delivery_id in claim_due(engine, worker=worker, now=now(), limit=limit):
+        if deliver_one(engine, watchlist, delivery_id, worker=worker, now=now):
+            sent += 1
+        else:
+            failed += 1
+    return DeliveryReport(sent, failed, expired)
+
+
+def claim_due(engine: Engine, *, worker: str, now: datetime, limit: int) -> list[int]:
+    """Claim due rows with a conditional UPDATE; only rows this worker won are returned."""
+    due = or_(and_(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now),
+              and_(col(Delivery.status) == "sending", col(Delivery.claimed_at) < now - STALE_CLAIM))
+    claimed = []
+    with Session(engine) as s:
+        candidates = s.exec(select(Delivery.id).where(due).order_by(col(Delivery.id))
+                            .limit(limit)).all()
+        for delivery_id in candidates:
+            won = s.execute(update(Delivery)
+                            .where(col(Delivery.id) == delivery_id, due)
+                            .values(status="sending", claimed_by=worker, claimed_at=now)).rowcount
+            if won == 1:
+                claimed.append(delivery_id)
+        s.commit()
+    return [i for i in claimed if i is not None]
+
+
+def deliver_one(engine: Engine, watchlist: Watchlist, delivery_id: int, *, worker: str,
+                now: Clock) -> bool:
+    """Render and send one claimed delivery, then record the attempt. True when sent."""
+    with store.session(engine) as s:
+        delivery = s.get(Delivery, delivery_id)
+        alert = s.get(Alert, delivery.alert_id) if delivery else None
+        changes = list(s.exec(select(Change).where(Change.alert_id == delivery.alert_id)
+                              .order_by(col(Change.id)))) if delivery else []
+    if delivery is None or alert is None:
+        return False
+    error: DeliveryError | None = None
+    try:
+        target = find_target(watchlist, delivery)
+        send(target, render_alert(alert, changes, watchlist))
+    except DeliveryError as exc:
+        error = exc
+    except Exception as exc:  # around one delivery: a bug here must not stop the other sends
+        logger.exception("delivery=%s failed unexpectedly", delivery_id)
+        error = DeliveryError(f"internal error: {exc.__class__.__name__}: {exc}")
+    record_attempt(engine, delivery, worker=worker, at=now(), error=error)
+    return error is None
+
+
+def find_target(watchlist: Watchlist, delivery: Delivery) -> Target:
+    """The live target a row points to; gone from the watchlist means nothing to send to."""
+    if delivery.channel in watchlist.channels:
+        for target in channel_targets(watchlist, delivery.channel):
+            if target.key == delivery.target:
+                return target
+    raise DeliveryError(f"{delivery.target_label} is no longer in channel {delivery.channel!r} "
+                        "of the watchlist; nothing to send to", permanent=True)
+
+
+def render_alert(alert: Alert, changes: Sequence[Change], watchlist: Watchlist) -> Message:
+    source = source_for(alert, changes, watchlist)
+    if alert.kind == "changes":
+        return render.render_changes(alert, changes, source)
+    return render.render_health(alert, source)
+
+
+def source_for(alert: Alert, changes: Sequence[Change], watchlist: Watchlist) -> Source:
+    """The alert's source; one removed from the watchlist since still gets its alert sent."""
+    try:
+        return watchlist.source(alert.source_id)
+    except KeyError:
+        url = changes[0].url if changes else "https://removed.invalid/"
+        return Source(id=alert.source_id, company=alert.source_id,
+                      title="(no longer in the watchlist)", url=url)
+
+
+def record_attempt(engine: Engine, delivery: Delivery, *, worker: str, at: datetime,
+                   error: DeliveryError | None) -> None:
+    attempts = delivery.attempts + 1
+    if error is None:
+        values: dict[str, object] = {"status": "sent", "sent_at": at, "last_error": None}
+    elif error.permanent:
+        values = {"status": "failed", "last_error": str(error)}
+    else:
+        values = {"status": "pending", "next_attempt_at": at + backoff(attempts),
+                  "last_error": str(error)}
+    if error is not None:
+        logger.warning("delivery=%s target=%s attempt=%s %s: %s", delivery.id,
+                       delivery.target_label, attempts, values["status"], error)
+    with Session(engine) as s:
+        s.add(Attempt(delivery_id=delivery.id or 0, at=at, ok=error is None,
+                      error=None if error is None else str(error)))
+        s.execute(update(Delivery)
+                  .where(col(Delivery.id) == delivery.id, col(Delivery.claimed_by) == worker,
+                         col(Delivery.status) == "sending")
+                  .values(attempts=col(Delivery.attempts) + 1, claimed_by=None,
+                          claimed_at=None, **values))
+        s.commit()
+
+
+def backoff(attempts: int) -> timedelta:
+    """1, 2, 4, 8 ... minutes after each failed try, at most BACKOFF_MAX."""
+    return min(BACKOFF_FIRST * 2 ** (attempts - 1), BACKOFF_MAX)
+
+
+def expire_old(engine: Engine, watchlist: Watchlist, *, now: datetime,
+               max_age: timedelta) -> int:
+    """Give up on deliveries older than max_age; say so once per source in a new alert.
+
+    The notice about an undelivered notice is not itself reported when it expires, so a channel
+    that stays down cannot breed alerts.
+    """
+    with store.session(engine) as s:
+        old = s.exec(select(Delivery, Alert).join(Alert, col(Alert.id) == col(Delivery.alert_id))
+                     .where(col(Delivery.status) == "pending",
+                            col(Delivery.created_at) < now - max_age)).all()
+        if not old:
+            return 0
+        by_source: dict[str, list[tuple[Delivery, Alert]]] = {}
+        for delivery, alert in old:
+            delivery.status = "expired"
+            s.add(delivery)
+            if alert.kind != "delivery_expired":
+                by_source.setdefault(alert.source_id, []).append((delivery, alert))
+        for source_id, rows in by_source.items():
+            add_expiry_alert(s, watchlist, source_id, rows, now=now, max_age=max_age)
+        s.commit()
+    return len(old)
+
+
+def add_expiry_alert(s: Session, watchlist: Watchlist, source_id: str,
+                     rows: list[tuple[Delivery, Alert]], *, now: datetime,
+                     max_age: timedelta) -> None:
+    try:
+        source = watchlist.source(source_id)
+    except KeyError:
+        return  # no channels left to tell
+    lines = [f"- {alert.subject} -> {delivery.target_label}: {delivery.last_error or 'not sent'}"
+             for delivery, alert in rows]
+    detail = (f"{len(rows)} alert deliveries were not sent within {max_age} and are given "
+              "up:\n" + "\n".join(lines))
+    alert = Alert(source_id=source_id, kind="delivery_expired", created_at=now, detail=detail,
+                  subject=render.health_subject("delivery_expired", source,
+                                                f"{len(rows)} alerts not delivered"))
+    add_alert(s, alert, targets(watchlist, source), now=now)
+
+
+def add_alert(s: Session, alert: Alert, to: Sequence[Target], *, now: datetime) -> Alert:
+    """Store an alert and its outbox rows, one per target (in the caller's transaction)."""
+    s.add(alert)
+    s.flush()
+    for target in to:
+        s.add(Delivery(alert_id=alert.id or 0, channel=target.channel, target=target.key,
+                       target_label=target.label, next_attempt_at=now, created_at=now))
+    return alert

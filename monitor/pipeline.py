@@ -1,0 +1,381 @@
+"""One check of one source, start to finish: the only module that knows the order of the stages.
+
+    lease -> fetch -> (304, or same bytes and config: stop) -> normalise -> (same text: stop)
+          -> detect -> persist -> release
+
+Everything a check produces (Check, Snapshot, Version, Change and Alert rows, their Delivery
+rows, the SourceState update) is committed in ONE transaction, and nothing is sent here:
+notify.deliver_pending sends what was stored. So a crash at any point loses nothing: either the
+whole check is stored, or none of it and the next check redoes it.
+
+A fetch or normalise failure is a failed Check (a source-health event), never a commitment
+change; one health alert goes out when failures reach ``failures_before_alert`` in a row, and one
+when the source recovers.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+from collections.abc import Callable, Sequence
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+import httpx
+from sqlalchemy import update
+from sqlalchemy.engine import Engine
+from sqlalchemy.exc import SQLAlchemyError
+from sqlmodel import Session, col, select
+
+from monitor import fetch, normalise, notify, render, store
+from monitor.detect import Finding, detect
+from monitor.errors import NormaliseError, SourceError
+from monitor.fetch import FetchResult
+from monitor.normalise import NORMALISER_VERSION, Document
+from monitor.store import Alert, Change, Check, Snapshot, SourceState, Version
+from monitor.watchlist import Source, Watchlist
+
+logger = logging.getLogger(__name__)
+Clock = Callable[[], datetime]
+WORKER = notify.WORKER
+LEASE_MIN = timedelta(minutes=10)
+
+
+@dataclass(frozen=True)
+class CheckSummary:
+    source_id: str
+    outcome: str  # baseline | changed | unchanged | not_modified | failed | skipped
+    changes: int  # commitment changes recorded by this check
+    error: str | None  # "kind: message" when failed
+    duration_ms: int
+
+    def line(self) -> str:
+        """The one line `commitment-monitor check` prints for a source."""
+        text = f"{self.source_id}: {self.outcome}"
+        if self.changes:
+            text += f", {self.changes} change{'s' if self.changes != 1 else ''}"
+        if self.error:
+            text += f" ({self.error})"
+        return f"{text} [{self.duration_ms} ms]"
+
+
+@dataclass(frozen=True)
+class Run:
+    """What every step of one check needs to know."""
+
+    source: Source
+    watchlist: Watchlist
+    engine: Engine
+    now: Clock
+    worker: str
+    started_at: datetime
+    clock: float  # time.monotonic() at the start
+
+    def elapsed_ms(self) -> int:
+        return int((time.monotonic() - self.clock) * 1000)
+
+
+# --- Entry points ------------------------------------------------------------------------------
+
+
+def check_all(watchlist: Watchlist, *, engine: Engine, source_ids: Sequence[str] | None = None,
+              workers: int = 8, now: Clock = store.utcnow,
+              worker: str = WORKER) -> list[CheckSummary]:
+    """Check every (or the named) source once, in a thread pool sharing one HTTP client and one
+    per-host politeness gate. Stores everything, sends nothing: run notify.deliver_pending next.
+    Raises KeyError naming an unknown source id; never raises for one source's failure."""
+    sources = [watchlist.source(i) for i in source_ids] if source_ids else list(watchlist.sources)
+    if not sources:
+        return []
+    gate = fetch.HostGate(watchlist.defaults.host_gap)
+    with fetch.make_client(watchlist.defaults) as client, \
+            ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
+        return list(pool.map(lambda source: check_source(
+            source, watchlist, engine=engine, client=client, gate=gate, now=now, worker=worker),
+            sources))
+
+
+def check_source(source: Source, watchlist: Watchlist, *, engine: Engine, client: httpx.Client,
+                 gate: fetch.HostGate | None = None, now: Clock = store.utcnow,
+                 worker: str = WORKER) -> CheckSummary:
+    """Check one source now. Never raises: whatever goes wrong is this source's failed check."""
+    run = Run(source, watchlist, engine, now, worker, now(), time.monotonic())
+    ttl = max(LEASE_MIN, watchlist.defaults.timeout * 10)
+    if not store.acquire_lease(engine, source.id, worker=worker, now=run.started_at, ttl=ttl):
+        return CheckSummary(source.id, "skipped", 0, "being checked by another worker", 0)
+    try:
+        try:
+            summary = _check(run, client, gate)
+        except SourceError as exc:
+            summary = _record_failure(run, exc)
+        except Exception as exc:  # around one source: a bug or a broken page must not stop others
+            logger.exception("source=%s unexpected error", source.id)
+            summary = _record_failure(run, SourceError("internal", f"{type(exc).__name__}: {exc}"))
+    except SQLAlchemyError as exc:  # even the failure could not be stored (locked or full disk)
+        logger.error("source=%s could not store the check: %s", source.id, exc)
+        summary = CheckSummary(source.id, "failed", 0, f"database: {type(exc).__name__}",
+                               run.elapsed_ms())
+    finally:
+        store.release_lease(engine, source.id, worker=worker)
+    logger.info("source=%s outcome=%s changes=%d ms=%d%s", source.id, summary.outcome,
+                summary.changes, summary.duration_ms, f" error={summary.error}"
+                if summary.error else "")
+    return summary
+
+
+def renormalise(watchlist: Watchlist, *, engine: Engine) -> int:
+    """Rebuild each source's current version from its stored snapshot with today's normaliser and
+    config, as a silent rebaseline: no Change, no Alert. Returns how many versions were rebuilt.
+
+    Used after NORMALISER_VERSION changes, so improved text extraction never reads as a change
+    in the documents (Open Terms Archive's "technical upgrade")."""
+    rebuilt = 0
+    for source in watchlist.sources:
+        with store.session(engine) as s:
+            state = s.get(SourceState, source.id)
+            current = s.get(Version, state.version_id) if state and state.version_id else None
+            if state is None or current is None:
+                continue
+            try:
+                document = normalise.normalise(_result_from(s, current), source)
+            except NormaliseError as exc:
+                logger.warning("source=%s cannot renormalise: %s", source.id, exc)
+                continue
+            version = _version(s, source, current.snapshot_id, document, current.url,
+                               current.fetched_at)
+            state.version_id, state.config_hash = version.id, config_hash(source)
+            s.add(state)
+            s.commit()
+            rebuilt += version.id != current.id
+    return rebuilt
+
+
+def config_hash(source: Source) -> str:
+    """What turns the same bytes into different text: when it changes, the bytes are re-read."""
+    config = {"select": source.select, "drop": list(source.drop), "follow": source.follow,
+              "fetch": source.fetch, "normaliser": NORMALISER_VERSION}
+    return store.sha256(json.dumps(config, sort_keys=True))
+
+
+# --- The check ---------------------------------------------------------------------------------
+
+
+def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> CheckSummary:
+    source = run.source
+    with store.session(run.engine) as s:
+        state = s.get(SourceState, source.id) or SourceState(source_id=source.id)
+        previous = s.get(Version, state.version_id) if state.version_id else None
+        removed = store.removed_sentences(s, source.id)
+    validators = fetch.Validators(state.etag, state.last_modified) if previous else None
+    result = fetch.fetch(source, run.watchlist.defaults, client=client, previous=validators,
+                         gate=gate, now=run.now)
+    if result.not_modified:
+        return _record_quiet(run, result, "not_modified")
+    same_config = state.config_hash == config_hash(source)
+    if previous and same_config and store.sha256(result.body) == state.raw_sha256:
+        return _record_quiet(run, result, "unchanged")
+    document = normalise.normalise(result, source)
+    if previous and store.sha256(document.text) == previous.text_sha256 \
+            and previous.normaliser_version == NORMALISER_VERSION:
+        return _record_quiet(run, result, "unchanged")
+    old_text = _comparable_text(run, previous, same_config)
+    detection = detect(old_text, document.text, source.commitments, discover=source.discover,
+                       removed_before=removed)
+    if detection.collapsed:
+        raise NormaliseError("collapsed", f"{result.url}: {detection.collapsed}; the previous "
+                             "version is kept and compared with the next fetch")
+    return _record_version(run, result, document, previous, detection.findings)
+
+
+def _comparable_text(run: Run, previous: Version | None, same_config: bool) -> str | None:
+    """The previous text as today's config would read it, so a select/drop edit or a new
+    normaliser is never mistaken for a change in the document. None means baseline."""
+    if previous is None:
+        return None
+    if same_config and previous.normaliser_version == NORMALISER_VERSION:
+        return previous.text
+    with store.session(run.engine) as s:
+        try:
+            return normalise.normalise(_result_from(s, previous), run.source).text
+        except NormaliseError:
+            return previous.text
+
+
+def _result_from(s: Session, version: Version) -> FetchResult:
+    """A stored snapshot dressed as a fetch result, to normalise it again."""
+    snapshot = s.get(Snapshot, version.snapshot_id)
+    assert snapshot is not None  # a version always points at its snapshot (foreign key)
+    return FetchResult(url=version.url, status=200, body=store.snapshot_body(snapshot),
+                       media_type=snapshot.media_type, fetched_at=version.fetched_at,
+                       elapsed_ms=0)
+
+
+# --- Persisting: one transaction per check -----------------------------------------------------
+
+
+def _locked_state(s: Session, run: Run) -> SourceState | None:
+    """Re-assert our lease as the transaction's first write (it locks the row, or on SQLite the
+    database), then read the state fresh. None: our lease expired and another worker took over."""
+    held = s.execute(update(SourceState)
+                     .where(col(SourceState.source_id) == run.source.id,
+                            col(SourceState.lease_owner) == run.worker)
+                     .values(lease_owner=run.worker)).rowcount
+    return s.get(SourceState, run.source.id, populate_existing=True) if held == 1 else None
+
+
+def _lost_lease(run: Run) -> CheckSummary:
+    return CheckSummary(run.source.id, "skipped", 0, "lease lost to another worker; its check "
+                        "counts", run.elapsed_ms())
+
+
+def _record_quiet(run: Run, result: FetchResult, outcome: str) -> CheckSummary:
+    """A check that found nothing new (304, same bytes, or only cosmetic differences)."""
+    with store.session(run.engine) as s:
+        state = _locked_state(s, run)
+        if state is None:
+            return _lost_lease(run)
+        check = _add_check(s, run, result, outcome, version_id=state.version_id)
+        _succeeded(s, run, state, result, check)
+        if not result.not_modified:
+            state.raw_sha256, state.config_hash = store.sha256(result.body), config_hash(run.source)
+        s.add(state)
+        s.commit()
+    return CheckSummary(run.source.id, outcome, 0, None, check.duration_ms)
+
+
+def _record_version(run: Run, result: FetchResult, document: Document, previous: Version | None,
+                    findings: Sequence[Finding]) -> CheckSummary:
+    """A new text: store the snapshot, the version, the changes and their alert, all at once."""
+    outcome = "changed" if previous else "baseline"
+    with store.session(run.engine) as s:
+        state = _locked_state(s, run)
+        if state is None:
+            return _lost_lease(run)
+        snapshot = store.store_snapshot(s, result.body, result.media_type, result.fetched_at)
+        version = _version(s, run.source, snapshot.id or 0, document, result.url,
+                           result.fetched_at)
+        check = _add_check(s, run, result, outcome, version_id=version.id,
+                           snapshot_id=snapshot.id)
+        old_snapshot = s.get(Snapshot, previous.snapshot_id) if previous else None
+        changes = [_change(run, check, f, previous, old_snapshot, version, snapshot, result)
+                   for f in findings]
+        if changes:
+            subject = render.changes_subject(changes, run.source)
+            alert = _add_alert(s, run, "changes", subject, None, check)
+            for change in changes:
+                change.alert_id = alert.id
+                s.add(change)
+        if previous and _new_document(result, state):
+            _add_alert(s, run, "new_version", render.health_subject(
+                "new_version", run.source, "new version published"),
+                f"A new version was published at {result.url} (it was {state.url}).", check)
+        _succeeded(s, run, state, result, check)
+        state.version_id = version.id
+        state.raw_sha256, state.config_hash = snapshot.sha256, config_hash(run.source)
+        s.add(state)
+        s.commit()
+    return CheckSummary(run.source.id, outcome, len(changes), None, check.duration_ms)
+
+
+def _record_failure(run: Run, error: SourceError) -> CheckSummary:
+    """A failed check: a health event that never touches the commitments or the current version."""
+    message = f"{error.kind}: {error}"
+    with store.session(run.engine) as s:
+        state = _locked_state(s, run)
+        if state is None:
+            return _lost_lease(run)
+        check = Check(source_id=run.source.id, started_at=run.started_at,
+                      duration_ms=run.elapsed_ms(), url=state.url or run.source.url,
+                      http_status=getattr(error, "status", None), outcome="failed",
+                      error_kind=error.kind, error=str(error))
+        s.add(check)
+        s.flush()
+        state.failing_streak += 1
+        state.failing_since = state.failing_since or run.started_at
+        state.last_checked_at, state.last_outcome, state.last_error = (
+            run.started_at, "failed", message)
+        if state.failing_streak >= run.watchlist.defaults.failures_before_alert \
+                and not state.health_alerted:
+            _add_alert(s, run, "health_failing",
+                       render.health_subject("health_failing", run.source, error.kind),
+                       f"{state.failing_streak} checks in a row failed since "
+                       f"{render.when(state.failing_since)}. Last error: {message}", check)
+            state.health_alerted = True
+        s.add(state)
+        s.commit()
+    return CheckSummary(run.source.id, "failed", 0, message, check.duration_ms)
+
+
+def _succeeded(s: Session, run: Run, state: SourceState, result: FetchResult,
+               check: Check) -> None:
+    """Update the source's memory after a successful fetch; report a recovery once."""
+    if state.health_alerted:
+        _add_alert(s, run, "health_recovered",
+                   render.health_subject("health_recovered", run.source, "checks succeed again"),
+                   f"Checks succeed again after {state.failing_streak} failures in a row since "
+                   f"{render.when(state.failing_since)} (last error: {state.last_error}).", check)
+    state.failing_streak, state.failing_since, state.health_alerted = 0, None, False
+    state.last_checked_at, state.last_outcome, state.last_error = (
+        run.started_at, check.outcome, None)
+    state.url = result.url
+    if not result.not_modified:
+        state.etag, state.last_modified = result.etag, result.last_modified
+
+
+def _new_document(result: FetchResult, state: SourceState) -> bool:
+    """`follow` led to another document than last time: the publisher released a new version."""
+    return bool(result.landing_url and state.url and result.url != state.url)
+
+
+def _add_check(s: Session, run: Run, result: FetchResult, outcome: str, *,
+               version_id: int | None, snapshot_id: int | None = None) -> Check:
+    check = Check(source_id=run.source.id, started_at=run.started_at,
+                  duration_ms=run.elapsed_ms(), url=result.url, http_status=result.status,
+                  bytes=len(result.body), outcome=outcome, snapshot_id=snapshot_id,
+                  version_id=version_id)
+    s.add(check)
+    s.flush()
+    return check
+
+
+def _add_alert(s: Session, run: Run, kind: str, subject: str, detail: str | None,
+               check: Check) -> Alert:
+    alert = Alert(source_id=run.source.id, check_id=check.id, kind=kind, subject=subject,
+                  detail=detail, created_at=run.started_at)
+    return notify.add_alert(s, alert, notify.targets(run.watchlist, run.source),
+                            now=run.started_at)
+
+
+def _version(s: Session, source: Source, snapshot_id: int, document: Document, url: str,
+             fetched_at: datetime) -> Version:
+    """The stored version with this text, or a new one (a page can return to an old text)."""
+    digest = store.sha256(document.text)
+    existing = s.exec(select(Version).where(Version.source_id == source.id,
+                                            Version.text_sha256 == digest,
+                                            Version.normaliser_version == NORMALISER_VERSION)
+                      ).first()
+    if existing is not None:
+        return existing
+    version = Version(source_id=source.id, snapshot_id=snapshot_id, text=document.text,
+                      text_sha256=digest, normaliser_version=NORMALISER_VERSION, url=url,
+                      fetched_at=fetched_at)
+    s.add(version)
+    s.flush()
+    return version
+
+
+def _change(run: Run, check: Check, finding: Finding, previous: Version | None,
+            old_snapshot: Snapshot | None, version: Version, snapshot: Snapshot,
+            result: FetchResult) -> Change:
+    return Change(
+        source_id=run.source.id, check_id=check.id, commitment_id=finding.commitment_id,
+        commitment_title=finding.commitment_title, key=finding.key, status=finding.status,
+        reason=finding.reason, before=finding.before, after=finding.after,
+        diff=json.dumps([list(pair) for pair in finding.diff]),
+        section_before=finding.section_before, section_after=finding.section_after,
+        old_version_id=previous.id if previous else None, new_version_id=version.id,
+        old_snapshot=old_snapshot.sha256 if old_snapshot else None, new_snapshot=snapshot.sha256,
+        old_fetched_at=previous.fetched_at if previous else None,
+        new_fetched_at=result.fetched_at, url=result.url, detected_at=run.started_at)

@@ -1,0 +1,172 @@
+"""All alert wording: subjects, plain-text and HTML bodies for commitment changes and health events.
+
+Page text is untrusted: every piece of it is escaped in HTML (markupsafe), and subjects are
+folded to one line so a page cannot inject mail headers.
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from markupsafe import Markup, escape
+
+from monitor import store
+from monitor.detect import SEVERITY
+from monitor.store import Alert, Change
+from monitor.watchlist import Source
+
+SUBJECT_SENTENCE_CHARS = 60
+HEALTH_TAGS = {
+    "health_failing": "FAILING",
+    "health_recovered": "RECOVERED",
+    "new_version": "NEW VERSION",
+    "delivery_expired": "UNDELIVERED",
+}
+
+
+@dataclass(frozen=True)
+class Message:
+    subject: str
+    text: str
+    html: str
+
+
+# --- Subjects ----------------------------------------------------------------------------------
+
+
+def one_line(text: str, limit: int | None = None) -> str:
+    """Fold whitespace (newlines included) and abbreviate with an ellipsis past ``limit``."""
+    folded = re.sub(r"\s+", " ", text).strip()
+    if limit is not None and len(folded) > limit:
+        folded = folded[: limit - 1].rstrip() + "…"
+    return folded
+
+
+def severity(status: str) -> int:
+    """0 for the most severe status; unknown statuses sort last."""
+    return SEVERITY.index(status) if status in SEVERITY else len(SEVERITY)  # type: ignore[arg-type]
+
+
+def most_severe(statuses: Sequence[str]) -> str:
+    return min(statuses, key=severity)
+
+
+def changes_subject(changes: Sequence[Change], source: Source) -> str:
+    """'[REMOVED] OpenAI · Usage Policies · No military use' (or 'N changes')."""
+    status = most_severe([c.status for c in changes])
+    what = change_title(changes[0]) if len(changes) == 1 else f"{len(changes)} changes"
+    return one_line(f"[{status.upper()}] {source.company} · {source.title} · {what}")
+
+
+def health_subject(kind: str, source: Source, what: str) -> str:
+    return one_line(f"[{HEALTH_TAGS[kind]}] {source.company} · {source.title} · {what}")
+
+
+def change_title(change: Change) -> str:
+    """The commitment's title, or the tracked sentence itself, abbreviated."""
+    if change.commitment_title:
+        return one_line(change.commitment_title)
+    return one_line(change.after or change.before or change.key, SUBJECT_SENTENCE_CHARS)
+
+
+# --- Bodies ------------------------------------------------------------------------------------
+
+
+def render_changes(alert: Alert, changes: Sequence[Change], source: Source) -> Message:
+    """One message for every change one check of one source found, most severe first."""
+    ordered = sorted(changes, key=lambda c: (severity(c.status), c.id or 0))
+    url = ordered[0].url if ordered else source.url
+    text = "\n\n".join(_change_text(c) for c in ordered) + f"\n\nsource: {url}\n"
+    html = Markup("").join(_change_html(c) for c in ordered)
+    html += Markup('<p>source: <a href="{0}">{0}</a></p>').format(url)
+    return Message(alert.subject, text, str(_page(alert.subject, html)))
+
+
+def render_health(alert: Alert, source: Source) -> Message:
+    """A source-health event (failing, recovered, new version, undelivered alerts)."""
+    detail = alert.detail or ""
+    text = f"{detail}\n\nsource: {source.url}\nat: {when(alert.created_at)}\n"
+    body = Markup("<p>{}</p>").format(detail).replace("\n", Markup("<br>\n"))
+    body += Markup('<p>source: <a href="{0}">{0}</a><br>at: {1}</p>').format(
+        source.url, when(alert.created_at))
+    return Message(alert.subject, text, str(_page(alert.subject, body)))
+
+
+def _change_text(change: Change) -> str:
+    lines = [f"[{change.status.upper()}] {change_title(change)}"]
+    if change.before is not None:
+        lines += [f"  before ({_evidence(change.old_snapshot, change.old_fetched_at)}):",
+                  f'    "{change.before}"']
+    if change.after is not None:
+        lines += [f"  after ({_evidence(change.new_snapshot, change.new_fetched_at)}):",
+                  f'    "{change.after}"']
+    diff = store.change_diff(change)
+    if _has_edits(diff):
+        lines.append("  changed: " + "".join(_text_op(op, words) for op, words in diff))
+    section = _section(change)
+    if section:
+        lines.append(f"  section: {section}")
+    lines.append(f"  why: {change.reason}")
+    return "\n".join(lines)
+
+
+def _change_html(change: Change) -> Markup:
+    parts = [Markup("<h3>[{}] {}</h3>").format(change.status.upper(), change_title(change))]
+    if change.before is not None:
+        parts.append(_sentence_html("before", change.before, change.old_snapshot,
+                                    change.old_fetched_at))
+    if change.after is not None:
+        parts.append(_sentence_html("after", change.after, change.new_snapshot,
+                                    change.new_fetched_at))
+    diff = store.change_diff(change)
+    if _has_edits(diff):
+        marked = Markup("").join(_html_op(op, words) for op, words in diff)
+        parts.append(Markup("<p>changed: {}</p>").format(marked))
+    section = _section(change)
+    if section:
+        parts.append(Markup("<p>section: {}</p>").format(section))
+    parts.append(Markup("<p>why: {}</p>").format(change.reason))
+    return Markup("<div>{}</div>\n").format(Markup("\n").join(parts))
+
+
+def _sentence_html(label: str, sentence: str, snapshot: str | None,
+                   fetched_at: datetime | None) -> Markup:
+    return Markup("<p>{} ({}):</p><blockquote>{}</blockquote>").format(
+        label, _evidence(snapshot, fetched_at), sentence)
+
+
+def _page(subject: str, body: Markup) -> Markup:
+    return Markup("<html><head><title>{}</title></head><body>\n{}</body></html>").format(
+        subject, body)
+
+
+def _has_edits(diff: list[tuple[str, str]]) -> bool:
+    return any(op != "=" for op, _ in diff) and any(op == "=" for op, _ in diff)
+
+
+def _text_op(op: str, words: str) -> str:
+    return {"-": f"[-{words}-]", "+": f"{{+{words}+}}"}.get(op, words)
+
+
+def _html_op(op: str, words: str) -> Markup:
+    tag = {"-": "del", "+": "ins"}.get(op)
+    return Markup("<{0}>{1}</{0}>").format(Markup(tag), words) if tag else escape(words)
+
+
+def _section(change: Change) -> str | None:
+    before, after = change.section_before, change.section_after
+    if before and after and before != after:
+        return f"{before} -> {after}"
+    return after or before
+
+
+def _evidence(snapshot: str | None, fetched_at: datetime | None) -> str:
+    short = f"snapshot {snapshot[:12]}" if snapshot else "no snapshot"
+    return f"{short}, fetched {when(fetched_at)}" if fetched_at else short
+
+
+def when(moment: datetime | None) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "unknown time"
