@@ -1,0 +1,534 @@
+"""The read-only web view: a timeline of commitment changes, one citable page per change, source
+health, the archived evidence, Atom feeds and a JSON API.
+
+Everything shown comes from the store and the watchlist. Page text is untrusted, so templates
+autoescape, the Atom feed is built by an XML library, and a strict Content-Security-Policy allows
+no script at all (none is needed). Endpoints are plain functions: Starlette runs them in its
+thread pool, so a slow query never blocks the event loop.
+"""
+
+from __future__ import annotations
+
+import json
+import mimetypes
+import re
+import uuid
+import zlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import UTC, datetime
+from typing import Any
+
+import jinja2
+from lxml import etree
+from sqlalchemy import func, tuple_
+from sqlalchemy.engine import Engine
+from sqlmodel import Session, col, select
+from starlette.applications import Starlette
+from starlette.datastructures import QueryParams
+from starlette.exceptions import HTTPException
+from starlette.middleware import Middleware
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response
+from starlette.routing import Mount, Route
+from starlette.staticfiles import StaticFiles
+from starlette.templating import Jinja2Templates
+from starlette.types import ASGIApp, Message, Receive, Scope, Send
+
+from monitor import store
+from monitor.detect import SEVERITY
+from monitor.store import Change, Check, Snapshot, SourceState, Version
+from monitor.watchlist import Source, Watchlist
+
+PAGE_SIZE = 50
+MAX_LIMIT = 500
+FEED_SIZE = 50
+SOURCE_HISTORY = 200
+RECENT_CHECKS = 20
+ATOM = "http://www.w3.org/2005/Atom"
+ATOM_TYPE = "application/atom+xml; charset=utf-8"
+SHA256 = re.compile(r"[0-9a-f]{64}")
+ID_NAMESPACE = uuid.uuid5(uuid.NAMESPACE_URL, "urn:commitment-monitor")
+"""Atom ids are derived from what a change *is*, not from where it is served or its row id,
+so a feed reader never sees a change twice after a move to another host or database."""
+
+SECURITY_HEADERS = [
+    (b"content-security-policy",
+     b"default-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"),
+    (b"x-content-type-options", b"nosniff"),
+    (b"referrer-policy", b"no-referrer"),
+]
+
+
+def create_app(engine: Engine, watchlist: Watchlist) -> Starlette:
+    """The ASGI app; the engine and watchlist are passed in so tests can use their own."""
+    app = Starlette(
+        routes=[
+            Route("/", timeline, name="timeline"),
+            Route("/changes/{change_id:int}", change_page, name="change"),
+            Route("/sources", sources_page, name="sources"),
+            Route("/sources/{source_id}", source_page, name="source"),
+            Route("/snapshots/{sha256}", snapshot_download, name="snapshot"),
+            Route("/versions/{version_id:int}.txt", version_text, name="version"),
+            Route("/feed.atom", feed_all, name="feed"),
+            Route("/sources/{source_id}/feed.atom", feed_source, name="source_feed"),
+            Route("/companies/{company}/feed.atom", feed_company, name="company_feed"),
+            Route("/api/changes", api_changes, name="api_changes"),
+            Route("/api/changes/{change_id:int}", api_change, name="api_change"),
+            Route("/api/sources", api_sources, name="api_sources"),
+            Mount("/static", StaticFiles(packages=[("monitor", "static")]), name="static"),
+        ],
+        middleware=[Middleware(SecurityHeaders)],
+        exception_handlers={HTTPException: error_page},
+    )
+    app.state.engine = engine
+    app.state.watchlist = watchlist
+    app.state.templates = make_templates()
+    return app
+
+
+class SecurityHeaders:
+    """Adds the Content-Security-Policy and friends to every response, errors included."""
+
+    def __init__(self, app: ASGIApp) -> None:
+        self.app = app
+
+    async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
+        if scope["type"] != "http":
+            await self.app(scope, receive, send)
+            return
+
+        async def send_with_headers(message: Message) -> None:
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), *SECURITY_HEADERS]
+            await send(message)
+
+        await self.app(scope, receive, send_with_headers)
+
+
+def make_templates() -> Jinja2Templates:
+    env = jinja2.Environment(
+        loader=jinja2.PackageLoader("monitor", "templates"),
+        autoescape=True,
+        undefined=jinja2.StrictUndefined,
+        trim_blocks=True,
+        lstrip_blocks=True,
+    )
+    env.filters["utc"] = format_utc
+    env.filters["short"] = lambda sha: sha[:12] if sha else "—"
+    env.globals["diff_sides"] = diff_sides
+    env.globals["statuses"] = SEVERITY
+    return Jinja2Templates(env=env)
+
+
+# --- reading the store ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class ChangeFilter:
+    """The timeline/API query: which changes, and which page of them (keyset on the row id)."""
+
+    source: str | None = None
+    company: str | None = None
+    status: str | None = None
+    before_id: int | None = None
+    limit: int = PAGE_SIZE
+
+    @classmethod
+    def from_query(cls, params: QueryParams, watchlist: Watchlist) -> ChangeFilter:
+        """Validate the query string; a bad value is a 400 that says what is allowed."""
+        values = {k: params.get(k, "").strip() or None
+                  for k in ("source", "company", "status", "before_id", "limit")}
+        status = values["status"]
+        if status is not None and status not in SEVERITY:
+            raise HTTPException(400, f"unknown status {status!r}; use one of: "
+                                     f"{', '.join(SEVERITY)}")
+        company = values["company"]
+        if company is not None:
+            company = company_name(watchlist, company)
+        return cls(source=values["source"], company=company, status=status,
+                   before_id=_int_param("before_id", values["before_id"], 1, None),
+                   limit=_int_param("limit", values["limit"], 1, MAX_LIMIT) or PAGE_SIZE)
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        """The non-empty query parameters of this filter, with ``changes`` applied."""
+        values = {"source": self.source, "company": self.company, "status": self.status,
+                  "before_id": self.before_id, **changes}
+        return {k: str(v) for k, v in values.items() if v is not None}
+
+
+def _int_param(name: str, value: str | None, low: int, high: int | None) -> int | None:
+    if value is None:
+        return None
+    if not value.isdigit() or int(value) < low or (high is not None and int(value) > high):
+        bounds = f"from {low} to {high}" if high else f"of at least {low}"
+        raise HTTPException(400, f"{name}={value!r} is not valid; give a whole number {bounds}")
+    return int(value)
+
+
+def slug(text: str) -> str:
+    return re.sub(r"[^a-z0-9]+", "-", text.casefold()).strip("-")
+
+
+def company_name(watchlist: Watchlist, wanted: str) -> str:
+    """The watchlist's spelling of a company given by name or slug; 404 when no source has it."""
+    companies = sorted({source.company for source in watchlist.sources})
+    for company in companies:
+        if slug(company) == slug(wanted):
+            return company
+    raise HTTPException(404, f"no source in the watchlist belongs to company {wanted!r}; "
+                             f"known companies: {', '.join(companies) or 'none'}")
+
+
+def find_changes(session: Session, query: ChangeFilter,
+                 watchlist: Watchlist) -> tuple[list[Change], int | None]:
+    """One page of changes, newest first, and the ``before_id`` of the next page (None: last)."""
+    statement = (select(Change).order_by(col(Change.detected_at).desc(), col(Change.id).desc())
+                 .limit(query.limit + 1))
+    if query.source:
+        statement = statement.where(Change.source_id == query.source)
+    if query.company:
+        ids = [s.id for s in watchlist.sources if s.company == query.company]
+        statement = statement.where(col(Change.source_id).in_(ids))
+    if query.status:
+        statement = statement.where(Change.status == query.status)
+    if query.before_id:
+        anchor = get_change(session, query.before_id)
+        statement = statement.where(tuple_(Change.detected_at, Change.id)
+                                    < tuple_(anchor.detected_at, anchor.id))
+    changes = list(session.exec(statement))
+    if len(changes) > query.limit:
+        return changes[:query.limit], changes[query.limit - 1].id
+    return changes, None
+
+
+def get_change(session: Session, change_id: int) -> Change:
+    change = session.get(Change, change_id)
+    if change is None:
+        raise HTTPException(404, f"there is no change #{change_id}")
+    return change
+
+
+@dataclass(frozen=True)
+class Health:
+    """A source's health at a glance, from its SourceState (None: never checked)."""
+
+    source_id: str
+    source: Source | None
+    state: SourceState | None
+    changes: int = 0
+
+    @property
+    def status(self) -> str:
+        if self.state is None or self.state.last_checked_at is None:
+            return "never checked"
+        return "failing" if self.state.failing_streak else "ok"
+
+    @property
+    def sort_key(self) -> tuple[int, int, str, str]:
+        """Failing sources first (longest streak first), then never checked, then the rest."""
+        streak = self.state.failing_streak if self.state else 0
+        rank = {"failing": 0, "never checked": 1, "ok": 2}[self.status]
+        source = self.source
+        return (rank, -streak, source.company if source else "~", source.title if source
+                else self.source_id)
+
+    def as_json(self) -> dict[str, Any]:
+        state = self.state
+        return {
+            "id": self.source_id,
+            "company": self.source.company if self.source else None,
+            "title": self.source.title if self.source else None,
+            "url": (state.url if state and state.url else None)
+                   or (self.source.url if self.source else None),
+            "health": self.status,
+            "last_checked_at": iso(state.last_checked_at) if state else None,
+            "last_outcome": state.last_outcome if state else None,
+            "failing_streak": state.failing_streak if state else 0,
+            "failing_since": iso(state.failing_since) if state else None,
+            "last_error": state.last_error if state else None,
+            "changes": self.changes,
+        }
+
+
+def source_health(session: Session, watchlist: Watchlist) -> list[Health]:
+    """Every watched source, plus any source the store still remembers, failing ones first."""
+    states = {state.source_id: state for state in session.exec(select(SourceState))}
+    counts = {source_id: count for source_id, count in session.exec(
+        select(Change.source_id, func.count()).group_by(Change.source_id))}
+    ids = [s.id for s in watchlist.sources]
+    ids += sorted((set(states) | set(counts)) - set(ids))
+    sources = {s.id: s for s in watchlist.sources}
+    rows = [Health(i, sources.get(i), states.get(i), counts.get(i, 0)) for i in ids]
+    return sorted(rows, key=lambda row: row.sort_key)
+
+
+def find_source(watchlist: Watchlist, source_id: str) -> Source | None:
+    try:
+        return watchlist.source(source_id)
+    except KeyError:
+        return None
+
+
+def diff_sides(change: Change) -> tuple[list[tuple[str, str]], list[tuple[str, str]]]:
+    """The before and after sentence as runs of (op, text): '=' kept, '-' deleted, '+' inserted.
+
+    Without a stored word diff (added, removed, not_found) each side is its whole sentence.
+    """
+    ops = store.change_diff(change)
+    if not ops:
+        return ([("=", change.before)] if change.before else [],
+                [("=", change.after)] if change.after else [])
+    return ([(op, text) for op, text in ops if op in ("=", "-")],
+            [(op, text) for op, text in ops if op in ("=", "+")])
+
+
+def format_utc(moment: datetime | None) -> str:
+    return utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
+
+
+def utc(moment: datetime) -> datetime:
+    """Databases hand back naive datetimes; everything the monitor stores is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
+def iso(moment: datetime | None) -> str | None:
+    return utc(moment).isoformat().replace("+00:00", "Z") if moment else None
+
+
+def headline(change: Change, source: Source | None) -> str:
+    """'[WEAKENED] OpenAI · Usage Policies · No military use': what a reader scans for."""
+    what = change.commitment_title or abbreviate(change.after or change.before or change.key)
+    parts = [source.company, source.title] if source else [change.source_id]
+    return f"[{change.status.upper()}] {' · '.join([*parts, what])}"
+
+
+def abbreviate(sentence: str, width: int = 80) -> str:
+    return sentence if len(sentence) <= width else sentence[:width - 1].rstrip() + "…"
+
+
+# --- HTML pages ----------------------------------------------------------------------------------
+
+
+def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+    context["watchlist"] = request.app.state.watchlist
+    return request.app.state.templates.TemplateResponse(request, template, context,
+                                                        status_code=status_code)
+
+
+def open_session(request: Request) -> Session:
+    return store.session(request.app.state.engine)
+
+
+def timeline(request: Request) -> Response:
+    watchlist: Watchlist = request.app.state.watchlist
+    query = ChangeFilter.from_query(request.query_params, watchlist)
+    with open_session(request) as session:
+        changes, next_before = find_changes(session, query, watchlist)
+    older = query.params(before_id=next_before) if next_before else None
+    feed = feed_url(request, query)
+    return render(request, "timeline.html", changes=changes, query=query, older=older,
+                  feed=feed, sources={s.id: s for s in watchlist.sources},
+                  companies=sorted({s.company for s in watchlist.sources}))
+
+
+def feed_url(request: Request, query: ChangeFilter) -> str:
+    """The feed matching what the timeline shows: one source's, one company's, or all."""
+    if query.source:
+        return str(request.url_for("source_feed", source_id=query.source))
+    if query.company:
+        return str(request.url_for("company_feed", company=slug(query.company)))
+    return str(request.url_for("feed"))
+
+
+def change_page(request: Request) -> Response:
+    with open_session(request) as session:
+        change = get_change(session, request.path_params["change_id"])
+        alert = session.get(store.Alert, change.alert_id) if change.alert_id else None
+    source = find_source(request.app.state.watchlist, change.source_id)
+    return render(request, "change.html", change=change, source=source, alert=alert,
+                  title=headline(change, source))
+
+
+def sources_page(request: Request) -> Response:
+    with open_session(request) as session:
+        rows = source_health(session, request.app.state.watchlist)
+    return render(request, "sources.html", rows=rows)
+
+
+def source_page(request: Request) -> Response:
+    source_id: str = request.path_params["source_id"]
+    source = find_source(request.app.state.watchlist, source_id)
+    with open_session(request) as session:
+        state = session.get(SourceState, source_id)
+        changes = list(session.exec(
+            select(Change).where(Change.source_id == source_id)
+            .order_by(col(Change.id).desc()).limit(SOURCE_HISTORY)))
+        checks = list(session.exec(
+            select(Check).where(Check.source_id == source_id)
+            .order_by(col(Check.started_at).desc()).limit(RECENT_CHECKS)))
+        versions = list(session.exec(
+            select(Version, Snapshot.sha256).join(Snapshot)
+            .where(Version.source_id == source_id)
+            .order_by(col(Version.id).desc()).limit(RECENT_CHECKS)))
+    if source is None and state is None and not changes:
+        raise HTTPException(404, f"there is no source {source_id!r} in the watchlist or the store")
+    return render(request, "source.html", source_id=source_id, source=source,
+                  health=Health(source_id, source, state), changes=changes, checks=checks,
+                  versions=versions, commitments=commitment_histories(source, changes))
+
+
+def commitment_histories(source: Source | None,
+                         changes: Sequence[Change]) -> list[tuple[Any, list[Change]]]:
+    """Each configured commitment with its changes, newest first; the first is its status."""
+    if source is None:
+        return []
+    by_key: dict[str, list[Change]] = {}
+    for change in changes:
+        by_key.setdefault(change.commitment_id or change.key, []).append(change)
+    return [(commitment, by_key.get(commitment.id, [])) for commitment in source.commitments]
+
+
+def error_page(request: Request, exc: Exception) -> Response:
+    assert isinstance(exc, HTTPException)
+    if request.url.path.startswith("/api/"):
+        return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
+    return render(request, "error.html", status_code=exc.status_code,
+                  status=exc.status_code, detail=exc.detail)
+
+
+# --- evidence downloads --------------------------------------------------------------------------
+
+
+def snapshot_download(request: Request) -> Response:
+    """The raw bytes exactly as fetched, as an attachment: never rendered inside this site."""
+    sha256: str = request.path_params["sha256"]
+    if not SHA256.fullmatch(sha256):
+        raise HTTPException(404, f"{sha256!r} is not a snapshot hash (64 lower-case hex digits)")
+    with open_session(request) as session:
+        snapshot = session.exec(select(Snapshot).where(Snapshot.sha256 == sha256)).first()
+    if snapshot is None:
+        raise HTTPException(404, f"there is no snapshot {sha256}")
+    extension = mimetypes.guess_extension(snapshot.media_type.split(";")[0].strip()) or ".bin"
+    return Response(zlib.decompress(snapshot.body), headers={
+        "content-type": snapshot.media_type,
+        "content-disposition": f'attachment; filename="{sha256[:16]}{extension}"',
+        "content-security-policy": "sandbox",
+    })
+
+
+def version_text(request: Request) -> Response:
+    version_id: int = request.path_params["version_id"]
+    with open_session(request) as session:
+        version = session.get(Version, version_id)
+    if version is None:
+        raise HTTPException(404, f"there is no version #{version_id}")
+    return Response(version.text, media_type="text/plain; charset=utf-8", headers={
+        "content-disposition": f'inline; filename="{version.source_id}-{version_id}.txt"'})
+
+
+# --- Atom ----------------------------------------------------------------------------------------
+
+
+def feed_all(request: Request) -> Response:
+    return atom_response(request, ChangeFilter(limit=FEED_SIZE), "All commitment changes")
+
+
+def feed_source(request: Request) -> Response:
+    source_id: str = request.path_params["source_id"]
+    source = find_source(request.app.state.watchlist, source_id)
+    title = f"{source.company} · {source.title}" if source else source_id
+    return atom_response(request, ChangeFilter(source=source_id, limit=FEED_SIZE),
+                         f"Commitment changes: {title}")
+
+
+def feed_company(request: Request) -> Response:
+    company = company_name(request.app.state.watchlist, request.path_params["company"])
+    return atom_response(request, ChangeFilter(company=company, limit=FEED_SIZE),
+                         f"Commitment changes: {company}")
+
+
+def atom_response(request: Request, query: ChangeFilter, title: str) -> Response:
+    watchlist: Watchlist = request.app.state.watchlist
+    with open_session(request) as session:
+        changes, _ = find_changes(session, query, watchlist)
+    html_url = str(request.url_for("timeline").include_query_params(**query.params()))
+    feed = atom_feed(request, changes, title=title, html_url=html_url,
+                     feed_key="feed:" + json.dumps(query.params(), sort_keys=True))
+    return Response(feed, media_type=ATOM_TYPE)
+
+
+def atom_feed(request: Request, changes: Sequence[Change], *, title: str, html_url: str,
+              feed_key: str) -> bytes:
+    """An RFC 4287 feed; lxml escapes every text, so page text cannot break out of it."""
+    feed = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})
+    newest = max((utc(c.detected_at) for c in changes), default=store.utcnow())
+    _sub(feed, "id", urn(feed_key))
+    _sub(feed, "title", title)
+    _sub(feed, "updated", iso(newest))
+    _sub(_sub(feed, "author"), "name", "Commitment Monitor")
+    _sub(feed, "link", rel="self", href=str(request.url), type="application/atom+xml")
+    _sub(feed, "link", rel="alternate", href=html_url, type="text/html")
+    for change in changes:
+        feed.append(atom_entry(request, change))
+    return etree.tostring(feed, xml_declaration=True, encoding="utf-8")
+
+
+def atom_entry(request: Request, change: Change) -> etree._Element:
+    source = find_source(request.app.state.watchlist, change.source_id)
+    entry = etree.Element(f"{{{ATOM}}}entry")
+    _sub(entry, "id", urn(change_identity(change)))
+    _sub(entry, "title", headline(change, source))
+    _sub(entry, "updated", iso(change.detected_at))
+    _sub(entry, "published", iso(change.detected_at))
+    _sub(entry, "link", rel="alternate", type="text/html",
+         href=str(request.url_for("change", change_id=change.id)))
+    _sub(entry, "category", term=change.status)
+    _sub(entry, "summary", change.reason, type="text")
+    html = request.app.state.templates.get_template("_entry.html").render(change=change)
+    _sub(entry, "content", html, type="html")
+    return entry
+
+
+def _sub(parent: etree._Element, tag: str, text: str | None = None,
+         **attributes: str) -> etree._Element:
+    element = etree.SubElement(parent, f"{{{ATOM}}}{tag}", attributes)
+    element.text = text
+    return element
+
+
+def change_identity(change: Change) -> str:
+    return "change:" + "|".join([change.source_id, change.key, change.status,
+                                 change.new_snapshot or "", iso(change.detected_at) or ""])
+
+
+def urn(key: str) -> str:
+    return uuid.uuid5(ID_NAMESPACE, key).urn
+
+
+# --- JSON API ------------------------------------------------------------------------------------
+
+
+def api_changes(request: Request) -> Response:
+    """``changes --json`` objects, newest first; ``next`` is the URL of the following page."""
+    watchlist: Watchlist = request.app.state.watchlist
+    query = ChangeFilter.from_query(request.query_params, watchlist)
+    with open_session(request) as session:
+        changes, next_before = find_changes(session, query, watchlist)
+    following = None
+    if next_before:
+        params = query.params(before_id=next_before, limit=query.limit)
+        following = str(request.url_for("api_changes").include_query_params(**params))
+    return JSONResponse({"changes": [store.change_json(c) for c in changes], "next": following})
+
+
+def api_change(request: Request) -> Response:
+    with open_session(request) as session:
+        change = get_change(session, request.path_params["change_id"])
+    return JSONResponse(store.change_json(change))
+
+
+def api_sources(request: Request) -> Response:
+    with open_session(request) as session:
+        rows = source_health(session, request.app.state.watchlist)
+    return JSONResponse({"sources": [row.as_json() for row in rows]})

@@ -1,0 +1,512 @@
+"""The web view, Atom feeds and JSON API, against real store rows in SQLite (and PostgreSQL where
+the query matters), through Starlette's test client."""
+
+from __future__ import annotations
+
+import json
+import re
+from collections.abc import Iterator
+from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from bs4 import BeautifulSoup
+from lxml import etree
+from sqlalchemy.engine import Engine
+from starlette.testclient import TestClient
+
+from monitor import store, watchlist
+from monitor.store import Alert, Change, Check, SourceState, Version
+from monitor.web import create_app
+
+ATOM = "{http://www.w3.org/2005/Atom}"
+T0 = datetime(2026, 1, 5, 8, 0, tzinfo=UTC)
+T1 = datetime(2026, 2, 24, 10, 12, tzinfo=UTC)
+URL = "https://acme.example/policy"
+V1_HTML = (b"<html><body><main><h2>Data</h2><p>We will never sell your data.</p>"
+           b"</main></body></html>")
+V2_HTML = (b"<html><body><main><h2>Data</h2><p>We will not normally sell your data.</p>"
+           b"</main></body></html>")
+SCRIPT = "<script>alert(1)</script>"
+
+WATCHLIST = watchlist.parse("""
+sources:
+  - id: acme-policy
+    company: Acme AI
+    title: Usage Policy
+    url: https://acme.example/policy
+    commitments:
+      - id: no-data-sale
+        title: Never sell user data
+        quote: We will never sell your data.
+      - id: pause
+        title: Pause unsafe training
+        quote: We will pause training when safeguards lag.
+  - id: globex-framework
+    company: Globex
+    title: Frontier Safety Framework
+    url: https://globex.example/framework
+  - id: initech-principles
+    company: Initech
+    title: AI Principles
+    url: https://initech.example/principles
+""", environ={})
+
+
+@dataclass(frozen=True)
+class History:
+    """Ids of the rows a test looks at."""
+
+    weakened: int
+    removed: int
+    scripted: int
+    globex_added: int
+    old_version: int
+    new_version: int
+    old_sha: str
+    new_sha: str
+
+
+def record_history(engine: Engine) -> History:
+    """Two versions of Acme's policy with three changes, a failing Globex source with one older
+    change, and Initech never checked: what a few weeks of monitoring leave in the store."""
+    with store.session(engine) as s:
+        old = store.store_snapshot(s, V1_HTML, "text/html", T0)
+        new = store.store_snapshot(s, V2_HTML, "text/html", T1)
+        v1 = Version(source_id="acme-policy", snapshot_id=old.id, text="## Data\nWe will never "
+                     "sell your data.", text_sha256="a" * 64, normaliser_version=1, url=URL,
+                     fetched_at=T0)
+        v2 = Version(source_id="acme-policy", snapshot_id=new.id, text="## Data\nWe will not "
+                     "normally sell your data.", text_sha256="b" * 64, normaliser_version=1,
+                     url=URL, fetched_at=T1)
+        s.add_all([v1, v2])
+        s.flush()
+        checks = [Check(source_id="acme-policy", started_at=T0, url=URL, http_status=200,
+                        bytes=len(V1_HTML), outcome="baseline", snapshot_id=old.id,
+                        version_id=v1.id, duration_ms=120),
+                  Check(source_id="acme-policy", started_at=T1, url=URL, http_status=200,
+                        bytes=len(V2_HTML), outcome="changed", snapshot_id=new.id,
+                        version_id=v2.id, duration_ms=95),
+                  Check(source_id="globex-framework", started_at=T1, url="https://globex.example/"
+                        "framework", http_status=503, outcome="failed", error_kind="http_status",
+                        error="HTTP 503 from https://globex.example/framework")]
+        s.add_all(checks)
+        s.flush()
+        alert = Alert(source_id="acme-policy", check_id=checks[1].id, kind="changes",
+                      subject="[WEAKENED] Acme AI · Usage Policy · 3 changes", created_at=T1)
+        s.add(alert)
+        s.flush()
+        evidence = dict(source_id="acme-policy", check_id=checks[1].id, alert_id=alert.id,
+                        url=URL, old_version_id=v1.id, new_version_id=v2.id,
+                        old_snapshot=old.sha256, new_snapshot=new.sha256, old_fetched_at=T0,
+                        new_fetched_at=T1)
+        globex_added = Change(source_id="globex-framework", key="s:9f2", status="added",
+                              reason="new commitment sentence", after="We will publish "
+                              "evaluations before release.", section_after="Evaluations",
+                              url="https://globex.example/framework",
+                              detected_at=T0 + timedelta(days=1))
+        weakened = Change(**evidence, commitment_id="no-data-sale",
+                          commitment_title="Never sell user data", key="no-data-sale",
+                          status="weakened", reason='hedge inserted: "normally"',
+                          before="We will never sell your data.",
+                          after="We will not normally sell your data.",
+                          diff=json.dumps([["=", "We will "], ["-", "never"],
+                                           ["+", "not normally"], ["=", " sell your data."]]),
+                          section_before="Data", section_after="Data",
+                          detected_at=T1)
+        removed = Change(**evidence, commitment_id="pause", commitment_title="Pause unsafe "
+                         "training", key="pause", status="removed",
+                         reason="sentence no longer in the document",
+                         before="We will pause training when safeguards lag.",
+                         section_before="Safety › Pausing", detected_at=T1)
+        scripted = Change(**evidence, key="s:c0ffee", status="removed",
+                          reason=f"the page said {SCRIPT}",
+                          before=f"{SCRIPT} We will never track you.",
+                          section_before=f"Privacy {SCRIPT}", detected_at=T1)
+        s.add_all([globex_added, weakened, removed, scripted])
+        s.add_all([
+            SourceState(source_id="acme-policy", url=URL, last_checked_at=T1,
+                        last_outcome="changed", version_id=v2.id),
+            SourceState(source_id="globex-framework", last_checked_at=T1, last_outcome="failed",
+                        last_error="http_status: HTTP 503 from https://globex.example/framework",
+                        failing_streak=4, failing_since=T1 - timedelta(hours=18)),
+        ])
+        s.commit()
+        return History(weakened=weakened.id, removed=removed.id, scripted=scripted.id,
+                       globex_added=globex_added.id, old_version=v1.id, new_version=v2.id,
+                       old_sha=old.sha256, new_sha=new.sha256)
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    engine = store.make_engine(sqlite_url)
+    store.create_schema(engine)
+    yield engine
+    engine.dispose()
+
+
+@pytest.fixture
+def history(sqlite_engine: Engine) -> History:
+    return record_history(sqlite_engine)
+
+
+@pytest.fixture
+def client(sqlite_engine: Engine, history: History) -> Iterator[TestClient]:
+    with TestClient(create_app(sqlite_engine, WATCHLIST)) as test_client:
+        yield test_client
+
+
+def change_ids(page: str) -> list[int]:
+    """The permalinks on a timeline page, in order."""
+    return [int(i) for i in re.findall(r'<h2><a href="[^"]*/changes/(\d+)"', page)]
+
+
+def soup(page: str) -> BeautifulSoup:
+    return BeautifulSoup(page, "lxml")
+
+
+def text_of(page: str, selector: str) -> list[str]:
+    return [element.get_text() for element in soup(page).select(selector)]
+
+
+# --- HTML pages ----------------------------------------------------------------------------------
+
+
+def test_timeline_lists_changes_newest_first_with_changed_words_marked(
+        client: TestClient, history: History) -> None:
+    response = client.get("/")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/html; charset=utf-8"
+    assert change_ids(response.text) == [history.scripted, history.removed, history.weakened,
+                                         history.globex_added]
+    assert text_of(response.text, "del") == ["never"]
+    assert text_of(response.text, "ins") == ["not normally"]
+
+
+def test_timeline_filters_by_company_source_and_status(client: TestClient,
+                                                       history: History) -> None:
+    assert change_ids(client.get("/?company=Globex").text) == [history.globex_added]
+    assert change_ids(client.get("/?company=acme-ai&status=removed").text) == [
+        history.scripted, history.removed]
+    assert change_ids(client.get("/?source=acme-policy&status=weakened").text) == [
+        history.weakened]
+    assert change_ids(client.get("/?status=strengthened").text) == []
+    # an empty select in the filter form means "all"
+    assert len(change_ids(client.get("/?company=&source=&status=").text)) == 4
+
+
+def test_timeline_pages_backwards_through_older_changes(client: TestClient,
+                                                        history: History) -> None:
+    first = client.get("/?limit=3")
+    assert change_ids(first.text) == [history.scripted, history.removed, history.weakened]
+    older = soup(first.text).select('a[rel="next"]')[0]["href"]
+    second = client.get(older)
+    assert change_ids(second.text) == [history.globex_added]
+    assert 'rel="next"' not in second.text
+
+
+@pytest.mark.parametrize(("query", "message"), [
+    ("status=bogus", "unknown status 'bogus'; use one of: removed, weakened"),
+    ("limit=0", "limit='0' is not valid; give a whole number from 1 to 500"),
+    ("limit=lots", "limit='lots' is not valid"),
+    ("before_id=-3", "before_id='-3' is not valid; give a whole number of at least 1"),
+])
+def test_bad_filter_values_are_a_400_that_says_what_is_allowed(
+        client: TestClient, query: str, message: str) -> None:
+    page = client.get(f"/?{query}")
+    assert page.status_code == 400
+    assert message in soup(page.text).select("p.error")[0].get_text()
+    api = client.get(f"/api/changes?{query}")
+    assert api.status_code == 400
+    assert message in api.json()["error"]
+
+
+def test_unknown_company_is_a_404_naming_the_known_ones(client: TestClient) -> None:
+    response = client.get("/?company=Hooli")
+    assert response.status_code == 404
+    assert "known companies: Acme AI, Globex, Initech" in response.text
+
+
+def test_change_permalink_shows_the_evidence_side_by_side(client: TestClient,
+                                                         history: History) -> None:
+    response = client.get(f"/changes/{history.weakened}")
+    assert response.status_code == 200
+    page = soup(response.text)
+    before, after = page.select(".evidence .before")[0], page.select(".evidence .after")[0]
+    assert before.select("blockquote")[0].get_text() == "We will never sell your data."
+    assert after.select("blockquote")[0].get_text() == (
+        "We will not normally sell your data.")
+    assert [e.get_text() for e in before.select("blockquote del")] == ["never"]
+    assert [e.get_text() for e in after.select("blockquote ins")] == ["not normally"]
+    assert before.select(".section-path")[0].get_text() == "Data"
+    assert f'href="http://testserver/snapshots/{history.old_sha}"' in response.text
+    assert f'href="http://testserver/snapshots/{history.new_sha}"' in response.text
+    assert f"/versions/{history.old_version}.txt" in response.text
+    assert "2026-01-05 08:00 UTC" in before.get_text()
+    assert "2026-02-24 10:12 UTC" in after.get_text()
+    assert URL in response.text
+    assert 'hedge inserted: "normally"' in page.select(".reason")[0].get_text()
+    assert "Never sell user data" in page.select("h1")[0].get_text()
+
+
+def test_removed_commitment_page_has_no_after_sentence(client: TestClient,
+                                                       history: History) -> None:
+    page = soup(client.get(f"/changes/{history.removed}").text)
+    assert page.select(".evidence .after blockquote")[0].get_text() == "(not present)"
+    assert page.select(".evidence .before .section-path")[0].get_text() == (
+        "Safety › Pausing")
+
+
+def test_unknown_change_is_a_404_page(client: TestClient) -> None:
+    response = client.get("/changes/999")
+    assert response.status_code == 404
+    assert "there is no change #999" in response.text
+    assert client.get("/no/such/page").status_code == 404
+
+
+def test_source_page_shows_commitment_status_history_and_health(client: TestClient,
+                                                                history: History) -> None:
+    response = client.get("/sources/acme-policy")
+    assert response.status_code == 200
+    page = soup(response.text)
+    rows = page.select("table.commitments tbody tr")
+    statuses = [row.select(".status")[0].get_text() for row in rows]
+    assert statuses == ["weakened", "removed"]
+    assert f"/changes/{history.weakened}" in str(rows[0])
+    assert len(page.select("table.changes tbody tr")) == 3
+    assert [row.select("td")[1].get_text()
+            for row in page.select("table.checks tbody tr")] == ["changed", "baseline"]
+    assert f"/versions/{history.new_version}.txt" in response.text
+    assert page.select(".health-label")[0].get_text() == "ok"
+
+
+def test_failing_source_page_shows_streak_and_error(client: TestClient) -> None:
+    page = soup(client.get("/sources/globex-framework").text)
+    facts = page.select("dl.facts")[0].get_text()
+    assert "failing" in facts
+    assert "4 checks in a row, since 2026-02-23 16:12 UTC" in facts
+    assert "HTTP 503 from https://globex.example/framework" in facts
+
+
+def test_commitment_without_changes_reads_unchanged(client: TestClient, sqlite_engine: Engine,
+                                                   history: History) -> None:
+    with store.session(sqlite_engine) as s:
+        s.delete(s.get(Change, history.removed))
+        s.commit()
+    page = soup(client.get("/sources/acme-policy").text)
+    rows = page.select("table.commitments tbody tr")
+    assert rows[1].select(".status")[0].get_text() == "unchanged"
+
+
+def test_unknown_source_is_a_404(client: TestClient) -> None:
+    response = client.get("/sources/nope")
+    assert response.status_code == 404
+    assert "there is no source 'nope'" in soup(response.text).get_text()
+
+
+def test_sources_overview_puts_failing_sources_first(client: TestClient) -> None:
+    page = soup(client.get("/sources").text)
+    rows = [[cell.get_text().strip() for cell in row.select("td")]
+            for row in page.select("table.health tbody tr")]
+    assert [(row[0], row[1]) for row in rows] == [
+        ("failing", "Globex · Frontier Safety Framework"),
+        ("never checked", "Initech · AI Principles"),
+        ("ok", "Acme AI · Usage Policy"),
+    ]
+    assert rows[0][4] == "4 checks"
+    assert rows[2][5] == "3"
+
+
+# --- evidence downloads --------------------------------------------------------------------------
+
+
+def test_snapshot_downloads_the_archived_raw_bytes_as_an_attachment(client: TestClient,
+                                                                    history: History) -> None:
+    response = client.get(f"/snapshots/{history.old_sha}")
+    assert response.status_code == 200
+    assert response.content == V1_HTML
+    assert response.headers["content-type"] == "text/html"
+    assert response.headers["content-disposition"] == (
+        f'attachment; filename="{history.old_sha[:16]}.html"')
+    assert "sandbox" in response.headers.get_list("content-security-policy")
+
+
+@pytest.mark.parametrize("sha", ["0" * 64, "not-a-hash", "A" * 64])
+def test_unknown_or_malformed_snapshot_hash_is_a_404(client: TestClient, sha: str) -> None:
+    assert client.get(f"/snapshots/{sha}").status_code == 404
+
+
+def test_version_text_is_the_normalised_text(client: TestClient, history: History) -> None:
+    response = client.get(f"/versions/{history.new_version}.txt")
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "text/plain; charset=utf-8"
+    assert response.text == "## Data\nWe will not normally sell your data."
+    assert client.get("/versions/999.txt").status_code == 404
+
+
+# --- Atom ----------------------------------------------------------------------------------------
+
+
+def parse_feed(client: TestClient, path: str) -> etree._Element:
+    response = client.get(path)
+    assert response.status_code == 200
+    assert response.headers["content-type"] == "application/atom+xml; charset=utf-8"
+    return etree.fromstring(response.content)
+
+
+def assert_valid_atom(feed: etree._Element, self_url: str) -> None:
+    """RFC 4287's required elements, with well-formed ids, dates and links."""
+    assert feed.tag == f"{ATOM}feed"
+    for tag in ("id", "title", "updated", "author/{*}name"):
+        assert feed.find(f"{ATOM}{tag}") is not None, tag
+    assert feed.find(f"{ATOM}id").text.startswith("urn:uuid:")
+    assert feed.find(f"{ATOM}link[@rel='self']").get("href") == self_url
+    datetime.fromisoformat(feed.find(f"{ATOM}updated").text)
+    for entry in feed.iterfind(f"{ATOM}entry"):
+        assert re.fullmatch(r"urn:uuid:[0-9a-f-]{36}", entry.find(f"{ATOM}id").text)
+        assert entry.find(f"{ATOM}title").text
+        assert datetime.fromisoformat(entry.find(f"{ATOM}updated").text).tzinfo is not None
+        assert re.fullmatch(r"http://testserver/changes/\d+",
+                            entry.find(f"{ATOM}link[@rel='alternate']").get("href"))
+        assert entry.find(f"{ATOM}content").get("type") == "html"
+
+
+def entry_links(feed: etree._Element) -> list[str]:
+    return [link.get("href").rsplit("/", 1)[1]
+            for link in feed.iterfind(f"{ATOM}entry/{ATOM}link[@rel='alternate']")]
+
+
+def test_atom_feed_of_all_changes_is_valid_atom(client: TestClient, history: History) -> None:
+    feed = parse_feed(client, "/feed.atom")
+    assert_valid_atom(feed, "http://testserver/feed.atom")
+    assert entry_links(feed) == [str(i) for i in (history.scripted, history.removed,
+                                                  history.weakened, history.globex_added)]
+    assert feed.find(f"{ATOM}updated").text == "2026-02-24T10:12:00Z"
+    weakened = feed.findall(f"{ATOM}entry")[2]
+    assert weakened.find(f"{ATOM}title").text == (
+        "[WEAKENED] Acme AI · Usage Policy · Never sell user data")
+    assert weakened.find(f"{ATOM}summary").text == 'hedge inserted: "normally"'
+    content = soup(weakened.find(f"{ATOM}content").text)
+    assert [e.get_text() for e in content.select("del")] == ["never"]
+    assert [e.get_text() for e in content.select("ins")] == ["not normally"]
+    assert history.new_sha[:12] in content.get_text()
+
+
+def test_source_and_company_feeds_hold_only_their_changes(client: TestClient,
+                                                          history: History) -> None:
+    source = parse_feed(client, "/sources/globex-framework/feed.atom")
+    assert_valid_atom(source, "http://testserver/sources/globex-framework/feed.atom")
+    assert entry_links(source) == [str(history.globex_added)]
+    assert source.find(f"{ATOM}title").text == (
+        "Commitment changes: Globex · Frontier Safety Framework")
+    company = parse_feed(client, "/companies/acme-ai/feed.atom")
+    assert_valid_atom(company, "http://testserver/companies/acme-ai/feed.atom")
+    assert entry_links(company) == [str(i) for i in (history.scripted, history.removed,
+                                                     history.weakened)]
+    empty = parse_feed(client, "/sources/initech-principles/feed.atom")
+    assert_valid_atom(empty, "http://testserver/sources/initech-principles/feed.atom")
+    assert empty.find(f"{ATOM}entry") is None
+    assert client.get("/companies/hooli/feed.atom").status_code == 404
+
+
+def test_atom_ids_stay_the_same_when_served_from_another_host(sqlite_engine: Engine,
+                                                              history: History) -> None:
+    app = create_app(sqlite_engine, WATCHLIST)
+    ids = []
+    for base in ("http://testserver", "https://monitor.example.org"):
+        with TestClient(app, base_url=base) as client:
+            feed = etree.fromstring(client.get("/feed.atom").content)
+        ids.append([e.text for e in feed.iterfind(f"{ATOM}entry/{ATOM}id")])
+    assert ids[0] == ids[1]
+    assert len(set(ids[0])) == 4
+
+
+# --- JSON API ------------------------------------------------------------------------------------
+
+
+def test_api_changes_are_the_changes_json_objects(client: TestClient, sqlite_engine: Engine,
+                                                  history: History) -> None:
+    body = client.get("/api/changes?source=acme-policy&status=weakened").json()
+    with store.session(sqlite_engine) as s:
+        expected = store.change_json(s.get(Change, history.weakened))
+    assert body == {"changes": [expected], "next": None}
+    assert expected["detected_at"] == "2026-02-24T10:12:00Z"
+    assert client.get(f"/api/changes/{history.weakened}").json() == expected
+
+
+def test_api_changes_page_with_a_next_link(client: TestClient, history: History) -> None:
+    first = client.get("/api/changes?limit=2").json()
+    assert [c["id"] for c in first["changes"]] == [history.scripted, history.removed]
+    second = client.get(first["next"]).json()
+    assert [c["id"] for c in second["changes"]] == [history.weakened, history.globex_added]
+    assert second["next"] is None
+
+
+def test_api_errors_are_json(client: TestClient) -> None:
+    response = client.get("/api/changes/999")
+    assert response.status_code == 404
+    assert response.json() == {"error": "there is no change #999"}
+
+
+def test_api_sources_reports_health(client: TestClient) -> None:
+    sources = client.get("/api/sources").json()["sources"]
+    assert [(s["id"], s["health"]) for s in sources] == [
+        ("globex-framework", "failing"), ("initech-principles", "never checked"),
+        ("acme-policy", "ok")]
+    assert sources[0]["failing_streak"] == 4
+    assert sources[0]["failing_since"] == "2026-02-23T16:12:00Z"
+    assert sources[2]["changes"] == 3
+
+
+# --- untrusted page text and browser-side safety -------------------------------------------------
+
+
+def test_script_in_page_text_is_escaped_in_html_atom_and_json(client: TestClient,
+                                                             history: History) -> None:
+    for path in ("/", f"/changes/{history.scripted}", "/sources/acme-policy"):
+        page = client.get(path).text
+        assert SCRIPT not in page
+        assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+        assert "<script" not in page  # the site itself needs no script at all
+    feed = etree.fromstring(client.get("/feed.atom").content)
+    assert not any(element.tag.endswith("script") for element in feed.iter())
+    content = feed.find(f"{ATOM}entry/{ATOM}content").text
+    assert "&lt;script&gt;alert(1)&lt;/script&gt; We will never track you." in content
+    assert SCRIPT not in content
+    body = client.get(f"/api/changes/{history.scripted}")
+    assert body.headers["content-type"] == "application/json"
+    assert body.json()["before"] == f"{SCRIPT} We will never track you."
+
+
+def test_every_response_carries_a_strict_content_security_policy(client: TestClient,
+                                                                 history: History) -> None:
+    for path in ("/", "/sources", f"/changes/{history.weakened}", "/feed.atom",
+                 "/api/sources", "/changes/999", "/static/style.css"):
+        response = client.get(path)
+        policy = response.headers["content-security-policy"]
+        assert policy.startswith("default-src 'self'"), path
+        assert "script-src" not in policy and "unsafe-inline" not in policy
+        assert response.headers["x-content-type-options"] == "nosniff"
+
+
+def test_stylesheet_is_served_from_the_package(client: TestClient) -> None:
+    response = client.get("/static/style.css")
+    assert response.status_code == 200
+    assert response.headers["content-type"].startswith("text/css")
+    assert "ins {" in response.text
+
+
+# --- the same queries on PostgreSQL --------------------------------------------------------------
+
+
+def test_filters_paging_and_health_agree_on_every_database(engine: Engine) -> None:
+    history = record_history(engine)
+    with TestClient(create_app(engine, WATCHLIST)) as client:
+        first = client.get("/api/changes?company=Acme%20AI&limit=2").json()
+        assert [c["id"] for c in first["changes"]] == [history.scripted, history.removed]
+        assert [c["id"] for c in client.get(first["next"]).json()["changes"]] == [
+            history.weakened]
+        assert change_ids(client.get("/?status=added").text) == [history.globex_added]
+        assert [s["id"] for s in client.get("/api/sources").json()["sources"]][0] == (
+            "globex-framework")
+        assert client.get(f"/snapshots/{history.new_sha}").content == V2_HTML
