@@ -110,8 +110,8 @@ def record_history(engine: Engine) -> History:
                           status="weakened", reason='hedge inserted: "normally"',
                           before="We will never sell your data.",
                           after="We will not normally sell your data.",
-                          diff=json.dumps([["=", "We will "], ["-", "never"],
-                                           ["+", "not normally"], ["=", " sell your data."]]),
+                          diff=json.dumps([["=", "We will"], ["-", "never"],
+                                           ["+", "not normally"], ["=", "sell your data."]]),
                           section_before="Data", section_after="Data",
                           detected_at=T1)
         removed = Change(**evidence, commitment_id="pause", commitment_title="Pause unsafe "
