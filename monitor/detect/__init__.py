@@ -1,19 +1,37 @@
 """Compare two normalised versions of a document and judge what happened to each commitment.
 
-CONTRACT (the engine itself is being written): pure, no I/O, no database.
+Pure: no I/O, no database, no clock. The steps, one module each:
+    sentences.split   units (sentences, list items, table rows) with their section path
+    locate.align      old unit -> new unit, exact then fuzzy; configured quotes found in both
+    judge.judge       weakened / strengthened / reworded, with a one-line reason
+    collapse          a new text that is an error page or a stub is a health event, not removals
+Only commitments produce findings: configured quotes, and with ``discover`` every unit with
+commitment language (a list item counts through its lead-in). Everything else may change freely.
 """
 
 from __future__ import annotations
 
-from collections.abc import Collection, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
+
+from rapidfuzz import fuzz, process
+
+from monitor.detect.collapse import collapse_reason
+from monitor.detect.judge import judge, word_diff
+from monitor.detect.locate import Located, Span, align, is_commitment, same_section
+from monitor.detect.sentences import Unit, canonical, is_date_stamp, sentence_key, split
+
+__all__ = ["SEVERITY", "CommitmentLike", "Detection", "Finding", "Status", "detect",
+           "sentence_key"]
 
 Status = Literal["removed", "weakened", "not_found", "reworded", "moved", "added",
                  "strengthened", "restored"]
 SEVERITY: tuple[Status, ...] = ("removed", "weakened", "not_found", "reworded", "moved",
                                 "added", "strengthened", "restored")
 """Most severe first; an alert's subject starts with the most severe status it carries."""
+
+RESTORED_CUTOFF = 92.0    # how close an added sentence must be to one removed earlier
 
 
 class CommitmentLike(Protocol):
@@ -25,7 +43,7 @@ class CommitmentLike(Protocol):
 @dataclass(frozen=True)
 class Finding:
     status: Status
-    key: str                      # stable identity: the commitment id, or "s:" + hash of the sentence
+    key: str                      # the commitment id, or "s:" + hash of the sentence
     commitment_id: str | None     # None for a discovered sentence
     commitment_title: str | None
     before: str | None            # the whole sentence in the old version (None when added)
@@ -45,6 +63,169 @@ class Detection:
 def detect(old: str | None, new: str, commitments: Sequence[CommitmentLike], *,
            discover: bool = False, removed_before: Collection[str] = ()) -> Detection:
     """old=None means a baseline: only configured quotes missing from ``new`` are reported
-    (status "not_found"). ``removed_before`` holds sentences reported removed earlier, so their
-    return is "restored" rather than "added"."""
-    raise NotImplementedError
+    (status "not_found"). ``removed_before`` holds sentences (or their keys) reported removed
+    earlier, so their return is "restored" rather than "added"."""
+    if reason := collapse_reason(old, new):
+        return Detection(findings=(), collapsed=reason)
+    new_units = _tracked(new)
+    if old is None:
+        return Detection(tuple(_not_found(Located(new_units), commitments)))
+    comparison = _Comparison(_tracked(old), new_units, removed_before)
+    findings = [f for c in commitments if (f := comparison.configured(c))]
+    if discover:
+        findings.extend(comparison.discovered())
+    return Detection(tuple(findings))
+
+
+def _tracked(text: str) -> list[Unit]:
+    """Units worth comparing: a line that only stamps a date is the page's age, not content."""
+    return [unit for unit in split(text) if not is_date_stamp(unit.text)]
+
+
+def _not_found(document: Located, commitments: Sequence[CommitmentLike]) -> Iterator[Finding]:
+    for commitment in commitments:
+        if document.find(commitment.quote):
+            continue
+        closest = document.closest(commitment.quote)
+        hint = ""
+        if closest and closest[0] >= 50:
+            text = _text(document.units, closest[1])
+            hint = f'; closest: "{text[:80]}" ({closest[0]:.0f}% similar)'
+        yield Finding("not_found", commitment.id, commitment.id, commitment.title, None, None, (),
+                      None, None, f"configured quote not found in the document{hint}")
+
+
+def _text(units: Sequence[Unit], span: Span) -> str:
+    return " ".join(units[i].text for i in span.indices())
+
+
+class _Comparison:
+    """One old/new pair of documents, aligned once, asked about each commitment in turn."""
+
+    def __init__(self, old: list[Unit], new: list[Unit], removed_before: Collection[str]) -> None:
+        self.old, self.new = Located(old), Located(new)
+        self.pairs = align(old, new)
+        self.paired_new = set(self.pairs.values())
+        self.claimed_old: set[int] = set()
+        self.claimed_new: set[int] = set()
+        self.new_headings = {canonical(h) for u in new for h in u.section}
+        self.removed_keys = {r if r.startswith("s:") else sentence_key(r) for r in removed_before}
+        self.removed_texts = {canonical(r): r for r in removed_before if not r.startswith("s:")}
+
+    # --- configured quotes -------------------------------------------------------------------
+
+    def configured(self, commitment: CommitmentLike) -> Finding | None:
+        old_span = self.old.find(commitment.quote)
+        new_span = self.new.find_exact(commitment.quote) or self._follow(old_span) \
+            or self.new.find_fuzzy(commitment.quote)
+        for span, claimed in ((old_span, self.claimed_old), (new_span, self.claimed_new)):
+            if span:
+                claimed.update(span.indices())
+        if old_span is None and new_span is None:
+            return None
+        before = [self.old.units[i] for i in old_span.indices()] if old_span else []
+        after = [self.new.units[j] for j in new_span.indices()] if new_span else []
+        if not after:
+            return self._finding("removed", commitment.id, before, after,
+                                 "configured quote no longer in the document", commitment)
+        if not before:
+            status: Status = "restored" if commitment.id in self.removed_keys else "added"
+            return self._finding(status, commitment.id, before, after,
+                                 "configured quote now in the document", commitment)
+        return self._changed(commitment.id, before, after, commitment)
+
+    def _follow(self, span: Span | None) -> Span | None:
+        """Where the alignment put the quote's old sentences in the new document."""
+        if span is None:
+            return None
+        moved = sorted(self.pairs[i] for i in span.indices() if i in self.pairs)
+        if not moved:
+            return None
+        if moved[-1] - moved[0] > 2 * len(span.indices()):
+            return Span(moved[0], moved[0] + 1)
+        return Span(moved[0], moved[-1] + 1)
+
+    # --- discovered sentences ----------------------------------------------------------------
+
+    def discovered(self) -> Iterator[Finding]:
+        for i, unit in enumerate(self.old.units):
+            if i not in self.claimed_old and (finding := self._discovered_old(i, unit)):
+                yield finding
+        for j, unit in enumerate(self.new.units):
+            if j not in self.paired_new and j not in self.claimed_new and is_commitment(unit):
+                yield self._added(unit)
+
+    def _discovered_old(self, i: int, unit: Unit) -> Finding | None:
+        j = self.pairs.get(i)
+        if j is None:
+            if not is_commitment(unit):
+                return None
+            return self._finding("removed", sentence_key(unit.text), [unit], [],
+                                 _removed_reason(unit))
+        counterpart = self.new.units[j]
+        if j in self.claimed_new or not (is_commitment(unit) or is_commitment(counterpart)):
+            return None
+        return self._changed(sentence_key(unit.text), [unit], [counterpart])
+
+    def _added(self, unit: Unit) -> Finding:
+        key = sentence_key(unit.text)
+        if key in self.removed_keys:
+            return self._finding("restored", key, [], [unit], "sentence removed earlier is back")
+        if self.removed_texts:
+            match = process.extractOne(unit.canon, list(self.removed_texts), scorer=fuzz.ratio,
+                                       score_cutoff=RESTORED_CUTOFF)
+            if match:
+                earlier = self.removed_texts[match[0]]
+                return self._finding("restored", sentence_key(earlier), [], [unit],
+                                     f"sentence removed earlier is back ({match[1]:.0f}% same "
+                                     "wording)")
+        return self._finding("added", key, [], [unit], "new commitment sentence")
+
+    # --- shared ------------------------------------------------------------------------------
+
+    def _changed(self, key: str, before: list[Unit], after: list[Unit],
+                 commitment: CommitmentLike | None = None) -> Finding | None:
+        old_text = " ".join(u.text for u in before)
+        new_text = " ".join(u.text for u in after)
+        verdict = judge(old_text, new_text)
+        if verdict is not None:
+            return self._finding(verdict[0], key, before, after, verdict[1], commitment)
+        if reason := self._moved(before[0], after[0]):
+            return self._finding("moved", key, before, after, reason, commitment)
+        return None
+
+    def _moved(self, old: Unit, new: Unit) -> str | None:
+        """A move between two sections that both exist; a renamed heading moves nothing."""
+        if same_section(old, new):
+            return None
+        old_last = canonical(old.section[-1]) if old.section else ""
+        new_last = canonical(new.section[-1]) if new.section else ""
+        if old_last == new_last or old_last not in self.new_headings:
+            return None
+        if fuzz.ratio(old_last, new_last) >= 85:
+            return None
+        return f'moved from "{old.path or "(top)"}" to "{new.path or "(top)"}"'
+
+    def _finding(self, status: Status, key: str, before: list[Unit], after: list[Unit],
+                 reason: str, commitment: CommitmentLike | None = None) -> Finding:
+        old_text = " ".join(u.text for u in before) or None
+        new_text = " ".join(u.text for u in after) or None
+        if old_text and new_text:
+            diff = word_diff(old_text, new_text)
+        else:
+            diff = (("-", old_text),) if old_text else (("+", new_text or ""),)
+        return Finding(
+            status=status, key=key,
+            commitment_id=commitment.id if commitment else None,
+            commitment_title=commitment.title if commitment else None,
+            before=old_text, after=new_text, diff=diff,
+            section_before=before[0].path if before else None,
+            section_after=after[0].path if after else None,
+            reason=reason,
+        )
+
+
+def _removed_reason(unit: Unit) -> str:
+    if unit.kind == "item" and unit.lead:
+        return f'list item removed from "{unit.lead[:60]}"'
+    return "commitment sentence no longer in the document"

@@ -1,0 +1,399 @@
+"""Judge how one commitment sentence changed: weakened, strengthened or reworded, and why.
+
+Each signal compares the two versions' canonical texts (casefolded words, contractions expanded)
+and reports a direction with a one-line reason. The wording lists come from real revisions of AI
+companies' policies (xAI "would" -> "may", GDM "updated" -> "reviewed", Anthropic's competitor
+clause, Meta "match or exceed" -> "exceed", Microsoft six -> twelve months, OpenAI's list item
+"Military and warfare" deleted).
+"""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from difflib import SequenceMatcher
+from typing import Literal
+
+from monitor.detect.sentences import canonical
+
+WEAKER, UNCLEAR, STRONGER = -1, 0, 1
+Verdict = tuple[Literal["weakened", "strengthened", "reworded"], str]
+Diff = tuple[tuple[str, str], ...]
+
+
+def _words(*phrases: str) -> re.Pattern[str]:
+    return re.compile(r"\b(?:" + "|".join(phrases) + r")\b")
+
+
+STRONG_MODALS = _words("will", "shall", "must", "would", "may not", "commit(?:s|ted)? to",
+                       "pledge to", "(?:is|are) required to", "guarantee")
+WEAK_MODALS = _words("may(?! not)", "might", "could", "should", "aims? to", "intends? to",
+                     "strives? to", "seeks? to", "endeavou?rs? to", "expects? to", "expected to",
+                     "hopes? to", "try to", "tries to", "plans? to", "consider(?:ing)?",
+                     "encouraged to", "recommended")
+NEGATION = _words("not", "never", "cannot")
+HEDGED_NEGATION = _words("not necessarily", "not always", "no longer", "not be required",
+                         "not required")
+CONDITIONS = _words(
+    "unless", "except", "excepting", "other than", "(?:sole |our |its )?discretion",
+    "where (?:feasible|appropriate|practicable|possible|necessary)",
+    "if (?:feasible|possible|appropriate|necessary)", "when appropriate", "as appropriate",
+    "to the extent", "as needed", "as necessary", "exceptions?", "subject to", "provided that",
+    "in (?:some|certain|most) (?:cases|circumstances)", "if we determine", "judgment",
+    "competitors?", "another (?:ai |frontier ai )?developer",
+    "other (?:ai |frontier ai )?developers",
+    "comparable model", "at our option",
+)
+HEDGES = _words("not necessarily", "not always", "no longer", "generally", "typically", "usually",
+                "(?:commercially )?reasonable efforts", "best efforts", "as far as", "help ensure",
+                "where possible", "if possible", "to the extent possible")
+QUALIFIERS = _words("at a minimum", "always", "all", "every", "only", "strong",
+                    "rigorous(?:ly)?", "substantially", "fully", "promptly", "immediately",
+                    "unredacted", "independent", "publicly", "explicitly")
+LIST_WORDS = frozenset({"and", "or"})
+
+# (stronger wording, weaker wording, what the swap is called)
+REPLACEMENTS: tuple[tuple[str, str, str], ...] = (
+    ("updated", "reviewed", "verb downgrade"), ("update", "review", "verb downgrade"),
+    ("halt", "review", "verb downgrade"), ("halt", "pause", "verb downgrade"),
+    ("stop", "pause", "verb downgrade"), ("stop", "develop with mitigations", "verb downgrade"),
+    ("require", "recommend", "verb downgrade"), ("requires", "recommends", "verb downgrade"),
+    ("required", "recommended", "verb downgrade"), ("prohibit", "discourage", "verb downgrade"),
+    ("prohibits", "discourages", "verb downgrade"), ("prohibited", "discouraged", "verb downgrade"),
+    ("prohibited", "restricted", "verb downgrade"), ("ensure", "help", "verb downgrade"),
+    ("commitment", "goal", "binding -> aspirational"),
+    ("commitments", "goals", "binding -> aspirational"),
+    ("commitments", "aspirations", "binding -> aspirational"),
+    ("commitments", "objectives", "binding -> aspirational"),
+    ("commit", "aim", "binding -> aspirational"),
+    ("commit to", "aim to", "binding -> aspirational"),
+    ("requirements", "recommendations", "binding -> aspirational"),
+    ("requirements", "guidelines", "binding -> aspirational"),
+    ("rules", "guidelines", "binding -> aspirational"),
+    ("all", "some", "scope narrowed"), ("all", "certain", "scope narrowed"),
+    ("all", "most", "scope narrowed"), ("all", "many", "scope narrowed"),
+    ("every", "some", "scope narrowed"), ("any", "some", "scope narrowed"),
+    ("any", "certain", "scope narrowed"), ("always", "generally", "scope narrowed"),
+    ("always", "usually", "scope narrowed"), ("always", "often", "scope narrowed"),
+    ("match or exceed", "exceed", "scope narrowed"), ("meet or exceed", "exceed", "scope narrowed"),
+    ("meet or exceed", "approach", "scope narrowed"), ("meet or exceed", "match", "scope narrowed"),
+    ("before", "at or after", "scope narrowed"), ("prior to", "after", "scope narrowed"),
+)
+
+NUMBER_WORDS = {
+    "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
+    "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "eighteen": 18,
+    "twenty": 20, "thirty": 30, "forty": 40, "forty five": 45, "fifty": 50, "sixty": 60,
+    "ninety": 90, "hundred": 100,
+}
+UNIT_DAYS = {"hour": 1 / 24, "day": 1, "week": 7, "month": 30, "quarter": 91, "year": 365}
+CADENCES = {"daily": 1, "weekly": 7, "monthly": 30, "quarterly": 91, "annually": 365,
+            "yearly": 365, "biannually": 182}
+_NUMBER = r"\d+(?:\.\d+)?|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=True))
+DURATION = re.compile(
+    rf"\b(?P<low>{_NUMBER})(?:\s*(?:-|to|or)\s*(?P<high>{_NUMBER}))?\s*-?\s*"
+    r"(?:calendar |business |working )?(?P<unit>hour|day|week|month|quarter|year)s?\b"
+    rf"|\b(?P<cadence>{'|'.join(CADENCES)})\b"
+)
+REFERENCE = re.compile(r"\b(?:section|sections|sec|article|clause|paragraph|appendix|annex|part|"
+                       r"table|figure|schedule|chapter|step|tier|level|footnote)\s+[\d.]+[a-z]?\b")
+MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
+          "october", "november", "december")
+DATE = re.compile(rf"\b(?P<month>{'|'.join(MONTHS)})\s+(?P<day>\d{{1,2}})\s*,?\s*"
+                  r"(?P<year>\d{4})\b|\b(?P<iso>\d{4}-\d{2}-\d{2})\b")
+DEADLINE = re.compile(r"\b(?:by|before|until|no later than|prior to)\s+$")
+
+
+@dataclass(frozen=True)
+class Signal:
+    direction: int
+    reason: str
+
+
+def judge(before: str, after: str) -> Verdict | None:
+    """The verdict on a changed sentence, or None when the change is cosmetic only."""
+    if _masked(before) == _masked(after):
+        return None
+    ops = _changed_chunks(before, after)
+    signals = [signal for check in CHECKS for signal in check(before, after, ops)]
+    weaker = [s.reason for s in signals if s.direction == WEAKER]
+    stronger = [s.reason for s in signals if s.direction == STRONGER]
+    unclear = [s.reason for s in signals if s.direction == UNCLEAR]
+    if weaker:
+        extra = f" (but also {stronger[0]})" if stronger else ""
+        return "weakened", "; ".join(_unique(weaker)[:2]) + extra
+    if stronger:
+        return "strengthened", "; ".join(_unique(stronger)[:2])
+    if unclear:
+        return "reworded", unclear[0]
+    return "reworded", _wording_reason(ops)
+
+
+def _masked(text: str) -> str:
+    """Canonical text without cross-reference numbers ("Section 3.2"), which renumbering moves."""
+    return canonical(REFERENCE.sub(lambda m: m.group(0).split()[0], text.casefold()))
+
+
+def word_diff(before: str, after: str) -> Diff:
+    """Word-level ops ("=", text) / ("-", text) / ("+", text) in the original wording."""
+    old, new = before.split(), after.split()
+    matcher = SequenceMatcher(None, [canonical(w) for w in old], [canonical(w) for w in new],
+                              autojunk=False)
+    diff: list[tuple[str, str]] = []
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+        if tag == "equal":
+            diff.append(("=", " ".join(old[i1:i2])))
+            continue
+        if i2 > i1:
+            diff.append(("-", " ".join(old[i1:i2])))
+        if j2 > j1:
+            diff.append(("+", " ".join(new[j1:j2])))
+    return tuple(diff)
+
+
+@dataclass(frozen=True)
+class Chunk:
+    """One changed stretch: the old and new words, and the words just before it."""
+
+    removed: str
+    added: str
+    context: str        # the old sentence up to the change (for list and exception context)
+
+
+def _changed_chunks(before: str, after: str) -> list[Chunk]:
+    old, new = before.split(), after.split()
+    matcher = SequenceMatcher(None, [canonical(w) for w in old], [canonical(w) for w in new],
+                              autojunk=False)
+    return [Chunk(" ".join(old[i1:i2]), " ".join(new[j1:j2]), " ".join(old[:i1]))
+            for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+
+
+def _count(pattern: re.Pattern[str], text: str) -> int:
+    return len(pattern.findall(canonical(text)))
+
+
+def _first(pattern: re.Pattern[str], text: str) -> str:
+    match = pattern.search(canonical(text))
+    return match.group(0) if match else ""
+
+
+def _clip(text: str, limit: int = 80) -> str:
+    text = text.strip(" ,;")
+    return text if len(text) <= limit else text[:limit - 3].rstrip() + "..."
+
+
+def _unique(items: Iterable[str]) -> list[str]:
+    return list(dict.fromkeys(items))
+
+
+# --- signals ---------------------------------------------------------------------------------
+
+
+def negation(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
+    """"will not" -> "will", "never" removed: the protection is gone."""
+    old = _count(NEGATION, before) - _count(HEDGED_NEGATION, before)
+    new = _count(NEGATION, after) - _count(HEDGED_NEGATION, after)
+    if old == new:
+        return []
+    chunk = next((c for c in ops if _count(NEGATION, c.removed if old > new else c.added)), None)
+    shown = f': "{_clip(chunk.removed)}" -> "{_clip(chunk.added)}"' if chunk else ""
+    if old > new:
+        return [Signal(WEAKER, f"negation dropped{shown}")]
+    return [Signal(STRONGER, f"negation added{shown}")]
+
+
+def modality(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
+    """will/shall/must/would -> may/should/aim to/...; a hedge verb inserted; or the reverse."""
+    strong = _count(STRONG_MODALS, after) - _count(STRONG_MODALS, before)
+    weak = _count(WEAK_MODALS, after) - _count(WEAK_MODALS, before)
+    gone_strong = _first(STRONG_MODALS, " ".join(c.removed for c in ops))
+    new_weak = _first(WEAK_MODALS, " ".join(c.added for c in ops))
+    gone_weak = _first(WEAK_MODALS, " ".join(c.removed for c in ops))
+    new_strong = _first(STRONG_MODALS, " ".join(c.added for c in ops))
+    if strong < 0 and weak > 0:
+        return [Signal(WEAKER, f'modal downgrade: "{gone_strong}" -> "{new_weak}"')]
+    if weak > 0:
+        return [Signal(WEAKER, f'hedge added: "{new_weak}"')]
+    if strong > 0 and weak < 0:
+        return [Signal(STRONGER, f'modal upgrade: "{gone_weak}" -> "{new_strong}"')]
+    if weak < 0:
+        return [Signal(STRONGER, f'hedge removed: "{gone_weak}"')]
+    return []
+
+
+def conditions(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
+    """A new exception or condition ("unless", "if ... a competitor", "where feasible")."""
+    signals: list[Signal] = []
+    for pattern, label in ((CONDITIONS, "exception or condition"), (HEDGES, "hedge")):
+        delta = _count(pattern, after) - _count(pattern, before)
+        if delta > 0:
+            chunk = next((c.added for c in ops if _count(pattern, c.added)), "")
+            shown = _clip(chunk) if chunk else _first(pattern, after)
+            signals.append(Signal(WEAKER, f'new {label}: "{shown}"'))
+        elif delta < 0:
+            chunk = next((c.removed for c in ops if _count(pattern, c.removed)), "")
+            shown = _clip(chunk) if chunk else _first(pattern, before)
+            signals.append(Signal(STRONGER, f'{label} removed: "{shown}"'))
+    return signals
+
+
+def replacements(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
+    """Word swaps with a known direction: updated -> reviewed, all -> some, commitments -> goals."""
+    old, new = f" {canonical(before)} ", f" {canonical(after)} "
+    signals: list[Signal] = []
+    for strong, weak, label in REPLACEMENTS:
+        if _swapped(old, new, strong, weak):
+            signals.append(Signal(WEAKER, f'{label}: "{strong}" -> "{weak}"'))
+        elif _swapped(new, old, strong, weak):
+            signals.append(Signal(STRONGER, f'{_reverse(label)}: "{weak}" -> "{strong}"'))
+    return signals
+
+
+def _swapped(old: str, new: str, strong: str, weak: str) -> bool:
+    """`strong` lost and `weak` gained; when `weak` is part of `strong` ("match or exceed" ->
+    "exceed"), `weak` surviving is enough."""
+    s, w = f" {strong} ", f" {weak} "
+    if new.count(s) >= old.count(s):
+        return False
+    if w in s:
+        return new.count(w) > 0 and new.count(w) >= old.count(w)
+    return new.count(w) > old.count(w)
+
+
+def _reverse(label: str) -> str:
+    return {"verb downgrade": "verb upgrade", "binding -> aspirational": "aspirational -> binding",
+            "scope narrowed": "scope widened"}[label]
+
+
+def qualifiers(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
+    """"at a minimum", "only", "all", "unredacted" dropped (or added) without a replacement."""
+    signals: list[Signal] = []
+    for chunk in ops:
+        if chunk.removed and not chunk.added and (word := _first(QUALIFIERS, chunk.removed)):
+            signals.append(Signal(WEAKER, f'qualifier dropped: "{word}"'))
+        elif chunk.added and not chunk.removed and (word := _first(QUALIFIERS, chunk.added)):
+            signals.append(Signal(STRONGER, f'qualifier added: "{word}"'))
+    return signals
+
+
+def listed_items(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
+    """An item leaving an enumeration ("... censorship, domestic surveillance, and ...") narrows
+    it; inside an exception ("except A, B") it is the exception that narrows."""
+    signals: list[Signal] = []
+    for chunk in ops:
+        if chunk.removed and chunk.added or not _is_list_element(chunk, before, after):
+            continue
+        in_exception = bool(CONDITIONS.search(canonical(chunk.context)))
+        if chunk.removed:
+            direction = STRONGER if in_exception else WEAKER
+            signals.append(Signal(direction, f'listed item removed: "{_clip(chunk.removed)}"'))
+        else:
+            direction = WEAKER if in_exception else STRONGER
+            signals.append(Signal(direction, f'listed item added: "{_clip(chunk.added)}"'))
+    return signals
+
+
+def _is_list_element(chunk: Chunk, before: str, after: str) -> bool:
+    text = chunk.removed or chunk.added
+    sentence = before if chunk.removed else after
+    words = canonical(text).split()
+    if not words or len(words) > 10 or sentence.count(",") < 1:
+        return False
+    previous = chunk.context.rstrip()
+    return text.rstrip().endswith(",") or previous.endswith((",", ";")) or words[0] in LIST_WORDS
+
+
+def numbers(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
+    """Durations and cadences: longer is weaker (30 -> 90 days, every 6 -> 12 months). Any other
+    number changed (a threshold, a count) has no safe direction, so it is only reported."""
+    old, new = _durations(before), _durations(after)
+    if len(old) == len(new):
+        longer = [(o, n) for o, n in zip(old, new, strict=True) if _longer(n[0], o[0])]
+        shorter = [(o, n) for o, n in zip(old, new, strict=True) if _longer(o[0], n[0])]
+        if longer and not shorter:
+            return [Signal(WEAKER, f'number relaxed: "{longer[0][0][1]}" -> "{longer[0][1][1]}"')]
+        if shorter and not longer:
+            return [Signal(STRONGER,
+                           f'number tightened: "{shorter[0][0][1]}" -> "{shorter[0][1][1]}"')]
+    if deadline := _deadline_moved(before, after):
+        return [deadline]
+    gone = [t for _, t in old if t not in {t2 for _, t2 in new}] + [
+        n for n in _plain_numbers(before) if n not in _plain_numbers(after)]
+    came = [t for _, t in new if t not in {t2 for _, t2 in old}] + [
+        n for n in _plain_numbers(after) if n not in _plain_numbers(before)]
+    if gone or came:
+        return [Signal(UNCLEAR, f'number changed: "{", ".join(gone) or "-"}" -> '
+                                f'"{", ".join(came) or "-"}" (direction unclear)')]
+    return []
+
+
+def _longer(a: tuple[float, float], b: tuple[float, float]) -> bool:
+    return a[1] > b[1] or (a[1] == b[1] and a[0] > b[0])
+
+
+def _durations(text: str) -> list[tuple[tuple[float, float], str]]:
+    """((low days, high days), as written) for each duration or cadence in the text."""
+    found = []
+    for match in DURATION.finditer(REFERENCE.sub(" ", text.casefold())):
+        if match.group("cadence"):
+            days = CADENCES[match.group("cadence")]
+            found.append(((days, days), match.group(0)))
+            continue
+        unit = UNIT_DAYS[match.group("unit")]
+        low = _number(match.group("low")) * unit
+        high = _number(match.group("high")) * unit if match.group("high") else low
+        found.append(((low, high), " ".join(match.group(0).split())))
+    return found
+
+
+def _number(word: str) -> float:
+    return float(word) if word[0].isdigit() else float(NUMBER_WORDS[word])
+
+
+def _plain_numbers(text: str) -> list[str]:
+    """Numbers outside durations, dates and cross-references, as written ("50%", "1,000")."""
+    text = DATE.sub(" ", DURATION.sub(" ", REFERENCE.sub(" ", text.casefold())))
+    return re.findall(r"\d[\d,.]*%?", text)
+
+
+def _deadline_moved(before: str, after: str) -> Signal | None:
+    """"by January 1, 2026" -> "by January 1, 2027": a later deadline is weaker."""
+    old, new = _deadlines(before), _deadlines(after)
+    if len(old) != 1 or len(new) != 1 or old == new:
+        return None
+    (old_date, old_text), (new_date, new_text) = old[0], new[0]
+    direction = WEAKER if new_date > old_date else STRONGER
+    verb = "deadline moved later" if direction == WEAKER else "deadline moved earlier"
+    return Signal(direction, f'{verb}: "{old_text}" -> "{new_text}"')
+
+
+def _deadlines(text: str) -> list[tuple[date, str]]:
+    lowered = text.casefold()
+    found = []
+    for match in DATE.finditer(lowered):
+        if not DEADLINE.search(lowered[:match.start()]):
+            continue
+        if match.group("iso"):
+            found.append((date.fromisoformat(match.group("iso")), match.group(0)))
+        else:
+            month = MONTHS.index(match.group("month")) + 1
+            found.append((date(int(match.group("year")), month, int(match.group("day"))),
+                          match.group(0)))
+    return found
+
+
+def _wording_reason(ops: Sequence[Chunk]) -> str:
+    chunk = ops[0] if ops else Chunk("", "", "")
+    if chunk.removed and chunk.added:
+        return f'wording changed: "{_clip(chunk.removed, 50)}" -> "{_clip(chunk.added, 50)}"'
+    if chunk.removed:
+        return f'words removed: "{_clip(chunk.removed, 60)}"'
+    return f'words added: "{_clip(chunk.added, 60)}"'
+
+
+CHECKS: tuple[Callable[[str, str, Sequence[Chunk]], list[Signal]], ...] = (
+    negation, modality, conditions, numbers, replacements, listed_items, qualifiers,
+)
+"""In order of how much each matters to a reader: the first weakening found leads the reason."""

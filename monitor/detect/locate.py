@@ -1,0 +1,190 @@
+"""Find commitments in a document and pair each old unit with its counterpart in the new one.
+
+Alignment is exact first (canonical text, so quotes, dashes, spacing and numbering never matter;
+order never matters either, so reordered sections align), then fuzzy with rapidfuzz over what is
+left, one-to-one by best score. Only the leftovers are compared fuzzily, so a 3000-sentence
+document with a few edits costs a dictionary pass and a handful of rapidfuzz calls.
+"""
+
+from __future__ import annotations
+
+import bisect
+import re
+from collections import defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from rapidfuzz import fuzz, process
+
+from monitor.detect.sentences import Unit, canonical, split_sentences
+
+COMMITMENT_LANGUAGE = re.compile(r"\b(?:" + "|".join((
+    r"will", r"shall", r"must", r"never", r"commit(?:s|ted|ment|ments)?",
+    r"pledge[sd]?", r"promise[sd]?", r"guarantee[sd]?", r"prohibit(?:s|ed|ion)?", r"forbidden",
+    r"not (?:permitted|allowed)", r"disallow(?:ed)?", r"may not", r"(?:you|users?) cannot",
+    r"do not", r"does not", r"agrees? not to", r"(?:is|are) required to",
+    r"only (?:if|after|when|once|with)", r"we (?:aim|strive|intend|endeavou?r|seek)",
+    r"refrain", r"in no event",
+)) + r")\b")
+"""Commitment language, matched against canonical text (contractions expanded, no punctuation)."""
+
+RATIO_CUTOFF = 62.0          # fuzz.ratio for two versions of one sentence
+CONTAINMENT_CUTOFF = 90.0    # token_set_ratio when one version adds or drops a clause
+SHORT_UNIT_CUTOFF = 80.0     # a list item of a few words pairs only with a near twin
+QUOTE_CUTOFF = 82.0          # a configured quote found with small edits
+
+
+def is_commitment(unit: Unit) -> bool:
+    """A sentence with commitment language, or a list item whose lead-in or heading has it."""
+    if COMMITMENT_LANGUAGE.search(unit.canon):
+        return True
+    if unit.kind == "item":
+        return any(COMMITMENT_LANGUAGE.search(canonical(context))
+                   for context in (unit.lead, *unit.section[-1:]) if context)
+    return False
+
+
+def same_section(old: Unit, new: Unit) -> bool:
+    return [canonical(h) for h in old.section] == [canonical(h) for h in new.section]
+
+
+def align(old: Sequence[Unit], new: Sequence[Unit]) -> dict[int, int]:
+    """Old unit index -> new unit index for every unit that survives, exact or edited."""
+    pairs = _align_exact(old, new)
+    taken = set(pairs.values())
+    left_old = [i for i in range(len(old)) if i not in pairs]
+    left_new = [j for j in range(len(new)) if j not in taken]
+    pairs.update(_align_fuzzy(old, new, left_old, left_new))
+    return pairs
+
+
+def _align_exact(old: Sequence[Unit], new: Sequence[Unit]) -> dict[int, int]:
+    """Identical canonical text pairs up; among duplicates, the one in the same section wins."""
+    by_text: dict[str, list[int]] = defaultdict(list)
+    for j, unit in enumerate(new):
+        by_text[unit.canon].append(j)
+    pairs: dict[int, int] = {}
+    for i, unit in enumerate(old):
+        candidates = by_text.get(unit.canon)
+        if not candidates:
+            continue
+        j = next((j for j in candidates if new[j].section == unit.section), candidates[0])
+        candidates.remove(j)
+        pairs[i] = j
+    return pairs
+
+
+def _align_fuzzy(old: Sequence[Unit], new: Sequence[Unit], left_old: list[int],
+                 left_new: list[int]) -> dict[int, int]:
+    if not left_old or not left_new:
+        return {}
+    choices = [new[j].canon for j in left_new]
+    scored: list[tuple[float, int, int]] = []
+    for i in left_old:
+        for j, score in _candidates(old[i].canon, choices, left_new):
+            bonus = 2.0 if old[i].section == new[j].section else 0.0
+            scored.append((score + bonus, i, j))
+    pairs: dict[int, int] = {}
+    used: set[int] = set()
+    for _, i, j in sorted(scored, key=lambda s: (-s[0], s[1], s[2])):
+        if i not in pairs and j not in used:
+            pairs[i] = j
+            used.add(j)
+    return pairs
+
+
+def _candidates(text: str, choices: list[str], indices: list[int]) -> list[tuple[int, float]]:
+    """(new index, score) of plausible counterparts; short units need a near twin."""
+    words = text.count(" ") + 1
+    cutoff = SHORT_UNIT_CUTOFF if words < 5 else RATIO_CUTOFF
+    found = {indices[k]: score for _, score, k in
+             process.extract(text, choices, scorer=fuzz.ratio, score_cutoff=cutoff, limit=5)}
+    if words >= 6:
+        for _, score, k in process.extract(text, choices, scorer=fuzz.token_set_ratio,
+                                           score_cutoff=CONTAINMENT_CUTOFF, limit=3):
+            if choices[k].count(" ") >= 5:     # containment only between real sentences
+                found[indices[k]] = max(found.get(indices[k], 0.0), score * 0.9)
+    return list(found.items())
+
+
+@dataclass(frozen=True)
+class Span:
+    """Units [start, stop) of one document that hold a configured quote."""
+
+    start: int
+    stop: int
+
+    def indices(self) -> range:
+        return range(self.start, self.stop)
+
+
+class Located:
+    """A document's units with their canonical texts joined, for quote search across sentences."""
+
+    def __init__(self, units: Sequence[Unit]) -> None:
+        self.units = units
+        self.starts: list[int] = []
+        parts: list[str] = []
+        offset = 0
+        for unit in units:
+            self.starts.append(offset)
+            parts.append(unit.canon)
+            offset += len(unit.canon) + 1
+        self.joined = " ".join(parts)
+
+    def unit_at(self, offset: int) -> int:
+        return bisect.bisect_right(self.starts, offset) - 1
+
+    def find(self, quote: str) -> Span | None:
+        """Exact (canonical, "..." as a gap) first, then the best fuzzy window of sentences."""
+        return self.find_exact(quote) or self.find_fuzzy(quote)
+
+    def find_exact(self, quote: str) -> Span | None:
+        parts = quote_parts(quote)
+        if not parts:
+            return None
+        pattern = r"\b" + r"\b.{0,2000}?\b".join(re.escape(p) for p in parts) + r"\b"
+        match = re.search(pattern, self.joined)
+        if match is None:
+            return None
+        return Span(self.unit_at(match.start()), self.unit_at(match.end() - 1) + 1)
+
+    def find_fuzzy(self, quote: str) -> Span | None:
+        best = self.closest(quote)
+        return best[1] if best and best[0] >= QUOTE_CUTOFF else None
+
+    def closest(self, quote: str) -> tuple[float, Span] | None:
+        """The window of consecutive units most like the quote, with its score (0-100)."""
+        parts = quote_parts(quote)
+        if not parts or not self.units:
+            return None
+        size = len(split_sentences(re.sub(r"\.\.\.|…", " ", quote)))
+        best: tuple[float, Span] | None = None
+        for width in (size, size + 1):
+            windows = [" ".join(u.canon for u in self.units[i:i + width])
+                       for i in range(max(1, len(self.units) - width + 1))]
+            scored = _score_windows(parts, windows)
+            if scored and (best is None or scored[0] > best[0]):
+                start = scored[1]
+                best = (scored[0], Span(start, min(start + width, len(self.units))))
+        return best
+
+
+def _score_windows(parts: list[str], windows: list[str]) -> tuple[float, int] | None:
+    """Best (score, window index): plain ratio for a whole quote; for an abridged one, every
+    part must appear (partial_ratio) and the weakest part sets the score."""
+    if len(parts) == 1:
+        found = process.extractOne(parts[0], windows, scorer=fuzz.ratio)
+        return (found[1], found[2]) if found else None
+    shortlist = process.extract(" ".join(parts), windows, scorer=fuzz.token_set_ratio, limit=5)
+    best: tuple[float, int] | None = None
+    for _, _, k in shortlist:
+        score = min(fuzz.partial_ratio(p, windows[k]) for p in parts)
+        if best is None or score > best[0]:
+            best = (score, k)
+    return best
+
+
+def quote_parts(quote: str) -> list[str]:
+    """A configured quote in canonical form, cut at its "..." abridgements."""
+    return [c for c in (canonical(p) for p in re.split(r"\.\.\.|…|\[\.\.\.\]", quote)) if c]
