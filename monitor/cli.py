@@ -318,6 +318,24 @@ def renormalise(settings: Settings) -> None:
                "no alerts sent)")
 
 
+@main.command()
+@click.option("--host", default="127.0.0.1", show_default=True,
+              help="Address to listen on; 0.0.0.0 exposes the view beyond this machine.")
+@click.option("--port", type=click.IntRange(1, 65535), default=8080, show_default=True)
+@pass_settings
+def serve(settings: Settings, host: str, port: int) -> None:
+    """Serve the read-only web view, Atom feeds and JSON API of the recorded changes."""
+    import uvicorn  # only `serve` needs the web stack
+
+    from monitor import web
+
+    app = web.create_app(settings.engine(), settings.load_watchlist())
+    click.echo(f"serving http://{host}:{port}/ from database "
+               f"{masked_url(settings.database_url)}; Ctrl-C stops", err=True)
+    level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
+    uvicorn.run(app, host=host, port=port, log_level=level, server_header=False)
+
+
 def _when(moment: datetime | None) -> str:
     return scheduler.as_utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
