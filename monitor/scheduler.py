@@ -237,7 +237,7 @@ class Service:
         if self._client is not None:
             self._retired.append(self._client)
         self._client = fetch.make_client(watchlist.defaults)
-        self._gate = fetch.HostGate(watchlist.defaults.host_gap)
+        self._gate = fetch.HostGate(watchlist.defaults.host_gap.total_seconds())
 
     # --- jobs -----------------------------------------------------------------------------------
 
@@ -248,9 +248,8 @@ class Service:
             source = watchlist.source(source_id)
         except KeyError:  # removed by a reload while this run waited for a thread
             return
-        summary = pipeline.check_source(source, watchlist, engine=self.engine, client=client,
-                                        gate=gate, worker=self.worker)
-        logger.info("%s", summary.line())
+        pipeline.check_source(source, watchlist, engine=self.engine, client=client, gate=gate,
+                              worker=self.worker)  # logs its one line per check
 
     def _deliver(self) -> None:
         assert self.watchlist is not None
