@@ -78,7 +78,6 @@ class Setup:
     repeat: int
     changed: float
     pdf_fraction: float
-    hosts: int
     seed: int
     urlwatch: bool
     command: str
@@ -87,7 +86,7 @@ class Setup:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     setup = Setup(sizes=args.sizes, repeat=args.repeat, changed=args.changed,
-                  pdf_fraction=args.pdf_fraction, hosts=args.hosts, seed=args.seed,
+                  pdf_fraction=args.pdf_fraction, seed=args.seed,
                   urlwatch=not args.no_urlwatch, command=command_line(argv))
     if setup.urlwatch and not install_urlwatch(setup):
         setup.pdf_fraction = 0.0
@@ -114,9 +113,6 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                         help="fraction of pages edited before pass 3 (default 0.05)")
     parser.add_argument("--pdf-fraction", type=float, default=0.05,
                         help="fraction of pages that are PDFs (default 0.05)")
-    parser.add_argument("--hosts", type=int, default=8,
-                        help="listening ports the pages are spread over (default 8); each is a "
-                             "separate host to per-host politeness limits")
     parser.add_argument("--seed", type=int, default=1)
     parser.add_argument("--no-urlwatch", action="store_true", help="skip the urlwatch side")
     parser.add_argument("--no-readme", dest="readme", action="store_false",
@@ -342,7 +338,7 @@ def bench_size(n: int, setup: Setup,
           f"{sum(p.kind == 'pdf' for p in pages)} PDFs) in {time.perf_counter() - started:.1f} s",
           flush=True)
     site.reset()
-    site.start(ports=setup.hosts)
+    site.start()
     smtp = SmtpSink()
     limit = 120 + n * 0.5  # a pass that takes longer than this is broken, not slow
     try:
@@ -455,8 +451,8 @@ def render_report(setup: Setup, results: dict[tuple[int, str, int], list[Measure
                   timing: Timing, changed_cost: dict[int, float]) -> str:
     lines = [f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}",
              f"Command: `{setup.command}`",
-             f"Pages: 20 KB-1 MB, {setup.pdf_fraction:.0%} PDFs, spread over {setup.hosts} ports "
-             f"of 127.0.0.1; pass 3 edits {setup.changed:.0%}; medians of {setup.repeat} "
+             f"Pages: 20 KB-1 MB, {setup.pdf_fraction:.0%} PDFs, all on 127.0.0.1; pass 3 edits "
+             f"{setup.changed:.0%}; medians of {setup.repeat} "
              f"run(s); load average at the end {os.getloadavg()[0]:.2f}.", "",
              "| N | pass | ours wall s | ours CPU ms/source | ours ms/source excl. start-up "
              "| ours peak RSS MB | ours DB MB | parsed | urlwatch wall s | urlwatch CPU ms/source "

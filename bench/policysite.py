@@ -297,7 +297,7 @@ class Site:
         self.pristine = root / f"pristine-{seed}"
         self.served = root / "served"
         self.process: subprocess.Popen[bytes] | None = None
-        self.ports: list[int] = []
+        self.port = 0
         self.edited: list[Page] = []
 
     def generate(self) -> None:
@@ -327,18 +327,15 @@ class Site:
         return self.edited
 
     def url(self, page: Page) -> str:
-        """Pages are spread over the server's ports, so a per-host gate sees several hosts."""
-        return f"http://127.0.0.1:{self.ports[page.index % len(self.ports)]}/docs/{page.name}"
+        return f"http://127.0.0.1:{self.port}/docs/{page.name}"
 
-    def start(self, ports: int = 1, deadline: float = 20.0) -> None:
-        """Serve on ``ports`` sockets bound here (so no port race) and inherited by the child."""
-        sockets = [socket.create_server(("127.0.0.1", 0)) for _ in range(ports)]
-        self.ports = [sock.getsockname()[1] for sock in sockets]
-        fds = [sock.fileno() for sock in sockets]
-        self.process = subprocess.Popen(
-            [sys.executable, __file__, "serve", str(self.served), *map(str, fds)], pass_fds=fds)
-        for sock in sockets:
-            sock.close()
+    def start(self, deadline: float = 20.0) -> None:
+        """Serve on a socket bound here (so no port race) and inherited by the child."""
+        with socket.create_server(("127.0.0.1", 0)) as sock:
+            self.port = sock.getsockname()[1]
+            self.process = subprocess.Popen(
+                [sys.executable, __file__, "serve", str(self.served), str(sock.fileno())],
+                pass_fds=[sock.fileno()])
         end = time.monotonic() + deadline
         while time.monotonic() < end:
             try:
@@ -362,7 +359,7 @@ class Site:
             self.process = None
 
 
-def serve(directory: str, fds: list[int]) -> None:
+def serve(directory: str, fd: int) -> None:
     import uvicorn
     from starlette.applications import Starlette
     from starlette.routing import Mount
@@ -370,10 +367,10 @@ def serve(directory: str, fds: list[int]) -> None:
 
     app = Starlette(routes=[Mount("/docs", app=StaticFiles(directory=directory))])
     config = uvicorn.Config(app, log_level="warning", access_log=False)
-    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd) for fd in fds])
+    uvicorn.Server(config).run(sockets=[socket.socket(fileno=fd)])
 
 
 if __name__ == "__main__":
-    if len(sys.argv) < 4 or sys.argv[1] != "serve":
-        sys.exit("usage: policysite.py serve DIR FD [FD ...]  (listening sockets inherited)")
-    serve(sys.argv[2], [int(fd) for fd in sys.argv[3:]])
+    if len(sys.argv) != 4 or sys.argv[1] != "serve":
+        sys.exit("usage: policysite.py serve DIR FD  (FD: an inherited listening socket)")
+    serve(sys.argv[2], int(sys.argv[3]))
