@@ -26,6 +26,7 @@ from urllib.parse import unquote, urlsplit
 import apprise
 from sqlalchemy import and_, or_, update
 from sqlalchemy.engine import Engine
+from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
 from monitor import render, store
@@ -197,21 +198,35 @@ def deliver_pending(engine: Engine, watchlist: Watchlist, *, worker: str = WORKE
 
 
 def claim_due(engine: Engine, *, worker: str, now: datetime, limit: int) -> list[int]:
-    """Claim due rows with a conditional UPDATE; only rows this worker won are returned."""
-    due = or_(and_(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now),
-              and_(col(Delivery.status) == "sending", col(Delivery.claimed_at) < now - STALE_CLAIM))
-    claimed = []
+    return claim(engine, due_ids(engine, now=now, limit=limit), worker=worker, now=now)
+
+
+def _due(now: datetime) -> ColumnElement[bool]:
+    """Pending and due, or claimed by a sender that has been silent too long (it died)."""
+    return or_(and_(col(Delivery.status) == "pending", col(Delivery.next_attempt_at) <= now),
+               and_(col(Delivery.status) == "sending",
+                    col(Delivery.claimed_at) < now - STALE_CLAIM))
+
+
+def due_ids(engine: Engine, *, now: datetime, limit: int) -> list[int]:
     with Session(engine) as s:
-        candidates = s.exec(select(Delivery.id).where(due).order_by(col(Delivery.id))
-                            .limit(limit)).all()
-        for delivery_id in candidates:
-            won = s.execute(update(Delivery)
-                            .where(col(Delivery.id) == delivery_id, due)
-                            .values(status="sending", claimed_by=worker, claimed_at=now)).rowcount
-            if won == 1:
-                claimed.append(delivery_id)
+        query = select(Delivery.id).where(_due(now)).order_by(col(Delivery.id)).limit(limit)
+        return [i for i in s.exec(query) if i is not None]
+
+
+def claim(engine: Engine, ids: Sequence[int], *, worker: str, now: datetime) -> list[int]:
+    """Claim rows with a conditional UPDATE: a row another sender claimed since we looked no
+    longer matches, so exactly one sender wins each row. Returns the rows this worker won."""
+    won = []
+    with Session(engine) as s:
+        for delivery_id in ids:
+            claimed = s.execute(update(Delivery)
+                                .where(col(Delivery.id) == delivery_id, _due(now))
+                                .values(status="sending", claimed_by=worker, claimed_at=now))
+            if claimed.rowcount == 1:
+                won.append(delivery_id)
         s.commit()
-    return [i for i in claimed if i is not None]
+    return won
 
 
 def deliver_one(engine: Engine, watchlist: Watchlist, delivery_id: int, *, worker: str,

@@ -1,0 +1,296 @@
+"""The outbox: real email to a local SMTP server, Slack's payload intercepted, claims and retries
+on SQLite and PostgreSQL, with an injected clock (no sleeping)."""
+
+from __future__ import annotations
+
+import json
+import logging
+import socket
+import threading
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import responses
+from sqlalchemy.engine import Engine
+from sqlmodel import select
+
+from monitor import notify, render, store
+from monitor.store import Alert, Attempt, Change, Delivery
+from monitor.watchlist import Defaults, Source, Watchlist
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+SLACK_URL = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7/#policy-alerts"
+SLACK_HOOK = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
+SOURCE = Source(id="anthropic-rsp", company="Anthropic", title="Responsible Scaling Policy",
+                url="https://anthropic.example/rsp")
+
+
+def watchlist_with(*urls: str) -> Watchlist:
+    return Watchlist(defaults=Defaults(notify=("team",)), channels={"team": urls},
+                     sources=(SOURCE,))
+
+
+def closed_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]
+
+
+def smtp_url(port: int | str, auth: str = "") -> str:
+    return f"mailto://{auth}127.0.0.1:{port}?from=monitor@example.org&to=alerts@example.org"
+
+
+def add_changes_alert(engine: Engine, watchlist: Watchlist, *, at: datetime = T0,
+                      title: str = "Pause when safeguards lag") -> int:
+    """Store one alert with one weakened commitment, as the pipeline would."""
+    with store.session(engine) as s:
+        change = Change(source_id=SOURCE.id, key="pause", commitment_id="pause",
+                        commitment_title=title, status="weakened",
+                        reason='modal downgrade: "will" -> "may"',
+                        before="We will pause training when safeguards lag.",
+                        after="We may pause training when safeguards lag.",
+                        diff=json.dumps([["=", "We "], ["-", "will"], ["+", "may"],
+                                         ["=", " pause training when safeguards lag."]]),
+                        old_snapshot="9c1e" * 16, new_snapshot="3f2a" * 16,
+                        old_fetched_at=at - timedelta(days=30), new_fetched_at=at,
+                        url=SOURCE.url, detected_at=at)
+        alert = notify.add_alert(s, Alert(source_id=SOURCE.id, kind="changes", created_at=at,
+                                          subject=render.changes_subject([change], SOURCE)),
+                                 notify.targets(watchlist, SOURCE), now=at)
+        change.alert_id = alert.id
+        s.add(change)
+        s.commit()
+        return alert.id or 0
+
+
+def deliveries(engine: Engine) -> list[Delivery]:
+    with store.session(engine) as s:
+        return list(s.exec(select(Delivery).order_by(Delivery.id)))
+
+
+def attempts(engine: Engine) -> list[Attempt]:
+    with store.session(engine) as s:
+        return list(s.exec(select(Attempt).order_by(Attempt.id)))
+
+
+def test_an_alert_is_emailed_once_with_evidence_in_text_and_html(engine, smtp) -> None:
+    watchlist = watchlist_with(smtp.apprise_url())
+    add_changes_alert(engine, watchlist)
+
+    report = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+    again = notify.deliver_pending(engine, watchlist, worker="w",
+                                   now=lambda: T0 + timedelta(hours=1))
+
+    assert (report.sent, report.failed, again.sent) == (1, 0, 0)
+    [message] = smtp.mailbox.messages
+    assert message["Subject"] == ("[WEAKENED] Anthropic · Responsible Scaling Policy · "
+                                  "Pause when safeguards lag")
+    text = message.get_body(("plain",)).get_content()
+    html = message.get_body(("html",)).get_content()
+    for body in (text, html):
+        assert "We will pause training when safeguards lag." in body
+        assert "We may pause training when safeguards lag." in body
+        assert "9c1e9c1e9c1e" in body and "3f2a3f2a3f2a" in body
+    assert "<del>will</del>" in html
+    [row] = deliveries(engine)
+    assert (row.status, row.attempts, row.sent_at) == ("sent", 1, T0)
+
+
+@responses.activate
+def test_slack_gets_plain_text_with_subject_and_both_sentences(engine) -> None:
+    responses.add(responses.POST, SLACK_HOOK, body="ok")
+    watchlist = watchlist_with(SLACK_URL)
+    add_changes_alert(engine, watchlist)
+
+    assert notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0).sent == 1
+
+    [call] = responses.calls
+    payload = json.loads(call.request.body)
+    attachment = payload["attachments"][0]
+    assert attachment["title"].startswith("[WEAKENED] Anthropic · Responsible Scaling Policy")
+    assert "We will pause training when safeguards lag." in attachment["text"]
+    assert "We may pause training when safeguards lag." in attachment["text"]
+    assert "[-will-]{+may+}" in attachment["text"]  # not turned into Markdown bullets
+    assert payload["channel"] == "#policy-alerts"
+    [row] = deliveries(engine)
+    assert "TIiajkdnlazkcOXrIdevi7" not in row.target_label
+
+
+@responses.activate
+def test_slack_500_is_retried_after_backoff_and_then_sent(engine) -> None:
+    responses.add(responses.POST, SLACK_HOOK, status=500)
+    responses.add(responses.POST, SLACK_HOOK, body="ok")
+    watchlist = watchlist_with(SLACK_URL)
+    add_changes_alert(engine, watchlist)
+
+    first = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+    too_soon = notify.deliver_pending(engine, watchlist, worker="w",
+                                      now=lambda: T0 + timedelta(seconds=30))
+    later = notify.deliver_pending(engine, watchlist, worker="w",
+                                   now=lambda: T0 + timedelta(minutes=2))
+
+    assert (first.failed, too_soon.sent + too_soon.failed, later.sent) == (1, 0, 1)
+    assert len(responses.calls) == 2
+    assert [a.ok for a in attempts(engine)] == [False, True]
+    assert "500" in (attempts(engine)[0].error or "")
+
+
+def test_smtp_down_then_back_is_retried_and_sent_once(engine, smtp, monkeypatch) -> None:
+    monkeypatch.setenv("SMTP_PORT", str(closed_port()))
+    watchlist = watchlist_with(smtp_url("${SMTP_PORT}"))
+    add_changes_alert(engine, watchlist)
+
+    down = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+    [row] = deliveries(engine)
+    assert (down.failed, row.status, row.next_attempt_at) == (1, "pending",
+                                                             T0 + timedelta(minutes=1))
+    assert "Connection error" in (row.last_error or "")
+
+    monkeypatch.setenv("SMTP_PORT", str(smtp.port))  # the server is back
+    back = notify.deliver_pending(engine, watchlist, worker="w",
+                                  now=lambda: T0 + timedelta(minutes=1))
+    notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0 + timedelta(hours=1))
+
+    assert back.sent == 1 and len(smtp.mailbox.messages) == 1
+    assert [a.ok for a in attempts(engine)] == [False, True]
+
+
+def test_a_451_answer_is_retried(engine, smtp) -> None:
+    smtp.mailbox.fail_next = 1
+    watchlist = watchlist_with(smtp.apprise_url())
+    add_changes_alert(engine, watchlist)
+
+    first = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+    second = notify.deliver_pending(engine, watchlist, worker="w",
+                                    now=lambda: T0 + timedelta(minutes=5))
+
+    assert (first.failed, second.sent, len(smtp.mailbox.messages)) == (1, 1, 1)
+    assert deliveries(engine)[0].attempts == 2
+
+
+def test_backoff_doubles_and_is_capped() -> None:
+    assert [notify.backoff(n) for n in (1, 2, 3)] == [timedelta(minutes=m) for m in (1, 2, 4)]
+    assert notify.backoff(30) == notify.BACKOFF_MAX
+
+
+def test_two_senders_at_once_send_each_alert_exactly_once(engine, smtp) -> None:
+    watchlist = watchlist_with(smtp.apprise_url())
+    for n in range(6):
+        add_changes_alert(engine, watchlist, title=f"Commitment {n}")
+    barrier = threading.Barrier(2)
+    reports = []
+
+    def sender(worker: str) -> None:
+        barrier.wait()
+        reports.append(notify.deliver_pending(engine, watchlist, worker=worker, now=lambda: T0))
+
+    threads = [threading.Thread(target=sender, args=(f"sender-{i}",)) for i in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join()
+
+    subjects = sorted(m["Subject"] for m in smtp.mailbox.messages)
+    assert len(subjects) == 6 and len(set(subjects)) == 6
+    assert sum(r.sent for r in reports) == 6
+    assert all(d.status == "sent" for d in deliveries(engine))
+    assert len(attempts(engine)) == 6
+
+
+def test_a_row_claimed_since_a_sender_looked_is_not_claimed_again(engine, smtp) -> None:
+    watchlist = watchlist_with(smtp.apprise_url())
+    add_changes_alert(engine, watchlist)
+    seen_by_a = notify.due_ids(engine, now=T0, limit=10)
+    seen_by_b = notify.due_ids(engine, now=T0, limit=10)
+
+    won_by_a = notify.claim(engine, seen_by_a, worker="a", now=T0)
+    won_by_b = notify.claim(engine, seen_by_b, worker="b", now=T0)
+
+    assert (len(seen_by_b), len(won_by_a), won_by_b) == (1, 1, [])
+
+
+def test_a_stale_sending_claim_is_reclaimed_and_a_fresh_one_is_left_alone(engine, smtp) -> None:
+    watchlist = watchlist_with(smtp.apprise_url())
+    add_changes_alert(engine, watchlist)
+    # a sender claimed the row at T0 and died before recording anything
+    assert notify.claim_due(engine, worker="dead", now=T0, limit=10) == [deliveries(engine)[0].id]
+
+    fresh = notify.deliver_pending(engine, watchlist, worker="w",
+                                   now=lambda: T0 + timedelta(minutes=5))
+    stale = notify.deliver_pending(engine, watchlist, worker="w",
+                                   now=lambda: T0 + notify.STALE_CLAIM + timedelta(seconds=1))
+
+    assert (fresh.sent, stale.sent, len(smtp.mailbox.messages)) == (0, 1, 1)
+    assert deliveries(engine)[0].status == "sent"
+
+
+def test_an_unusable_url_fails_permanently_without_retries(engine) -> None:
+    watchlist = watchlist_with("slack://not-enough-tokens")
+    add_changes_alert(engine, watchlist)
+
+    report = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+    later = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0 + timedelta(1))
+
+    [row] = deliveries(engine)
+    assert (report.failed, later.failed, row.status, row.attempts) == (1, 0, "failed", 1)
+    assert "apprise cannot use" in (row.last_error or "")
+
+
+def test_a_target_removed_from_the_watchlist_fails_permanently(engine, smtp) -> None:
+    add_changes_alert(engine, watchlist_with(smtp.apprise_url()))
+    edited = watchlist_with(smtp.apprise_url(to="someone-else@example.org"))
+
+    report = notify.deliver_pending(engine, edited, worker="w", now=lambda: T0)
+
+    [row] = deliveries(engine)
+    assert (report.failed, row.status, smtp.mailbox.messages) == (1, "failed", [])
+    assert "no longer in channel 'team'" in (row.last_error or "")
+
+
+def test_an_old_undelivered_alert_expires_with_one_notice(engine) -> None:
+    watchlist = watchlist_with(smtp_url(closed_port()))
+    add_changes_alert(engine, watchlist)
+    notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+
+    late = T0 + notify.MAX_AGE + timedelta(minutes=1)
+    report = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: late)
+    much_later = late + notify.MAX_AGE + timedelta(minutes=1)
+    notify.deliver_pending(engine, watchlist, worker="w", now=lambda: much_later)
+
+    with store.session(engine) as s:
+        alerts = list(s.exec(select(Alert).order_by(Alert.id)))
+    assert report.expired == 1
+    assert [a.kind for a in alerts] == ["changes", "delivery_expired"]  # the notice itself
+    assert "not sent within" in (alerts[1].detail or "")                # expiring adds nothing
+    assert [d.status for d in deliveries(engine)] == ["expired", "expired"]
+
+
+def test_secrets_stay_out_of_rows_and_logs(engine, monkeypatch, caplog) -> None:
+    monkeypatch.setenv("SMTP_PASSWORD", "hunter2-very-secret")
+    watchlist = watchlist_with(smtp_url(closed_port(), auth="bot:${SMTP_PASSWORD}@"))
+    add_changes_alert(engine, watchlist)
+
+    with caplog.at_level(logging.DEBUG):
+        notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+
+    [row] = deliveries(engine)
+    stored = [row.target, row.target_label, row.last_error or ""] + \
+        [a.error or "" for a in attempts(engine)]
+    assert row.last_error and all("hunter2" not in text for text in stored)
+    assert "hunter2" not in caplog.text
+
+
+def test_send_test_says_which_target_failed_and_why(smtp) -> None:
+    watchlist = watchlist_with(smtp.apprise_url(), smtp_url(closed_port()))
+
+    results = notify.send_test(watchlist, "team")
+
+    assert [r.ok for r in results] == [True, False]
+    assert "Connection error" in (results[1].error or "")
+    assert smtp.mailbox.messages[0]["Subject"] == "Commitment Monitor test message"
+
+
+@pytest.mark.parametrize("channel", ["team", None])
+def test_send_test_covers_one_or_all_channels(smtp, channel) -> None:
+    watchlist = watchlist_with(smtp.apprise_url())
+    assert [r.channel for r in notify.send_test(watchlist, channel)] == ["team"]
