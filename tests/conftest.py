@@ -253,3 +253,61 @@ def engine(database_url: str) -> Iterator[Engine]:
     store.create_schema(eng)
     yield eng
     eng.dispose()
+
+
+# --- PDFs --------------------------------------------------------------------------------------
+
+
+def make_pdf(pages: list[list[str]], *, header: str = "Acme Corp | Frontier Safety Framework",
+             footer: str = "Page {page} of {pages}", title: str = "Frontier Safety Framework",
+             width: int = 72, hyphenate: bool = True, compress: bool = True,
+             password: str | None = None, producer: str = "reportlab") -> bytes:
+    """A real multi-page PDF: each page's paragraphs wrapped at ``width`` characters (the first
+    word of a continuation line split with a line-end hyphen when ``hyphenate``), a running
+    header and a 'Page n of m' footer. ``password`` encrypts it; ``pages=[[]]`` draws no text."""
+    import io
+
+    from reportlab.lib.pagesizes import A4
+    from reportlab.lib.pdfencrypt import StandardEncryption
+    from reportlab.pdfgen import canvas
+
+    buffer = io.BytesIO()
+    encrypt = StandardEncryption(password, canDecrypt=1) if password else None
+    pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=int(compress), encrypt=encrypt)
+    pdf.setTitle(title)
+    pdf.setProducer(producer)
+    for number, paragraphs in enumerate(pages, start=1):
+        if paragraphs:
+            pdf.setFont("Helvetica", 9)
+            pdf.drawString(72, 800, header)
+            pdf.drawString(260, 40, footer.format(page=number, pages=len(pages)))
+        pdf.setFont("Helvetica", 10)
+        y = 760
+        for paragraph in paragraphs:
+            for line in _wrap_with_hyphens(paragraph, width, hyphenate):
+                pdf.drawString(72, y, line)
+                y -= 13
+            y -= 9
+        pdf.showPage()
+    pdf.save()
+    return buffer.getvalue()
+
+
+def _wrap_with_hyphens(text: str, width: int, hyphenate: bool) -> list[str]:
+    import textwrap
+
+    lines = textwrap.wrap(text, width)
+    if not hyphenate:
+        return lines
+    for i in range(len(lines) - 1):
+        head, _, rest = lines[i + 1].partition(" ")
+        if len(head) >= 7 and head.isalpha() and rest:
+            lines[i] += " " + head[:3] + "-"
+            lines[i + 1] = head[3:] + " " + rest
+    return lines
+
+
+@pytest.fixture
+def pdf_factory() -> Callable[..., bytes]:
+    """make_pdf, for tests that serve or parse generated PDFs."""
+    return make_pdf

@@ -23,8 +23,11 @@ NON_CONTENT = frozenset({
 """Never text, wherever they sit (forms themselves stay: some sites wrap the whole page in one)."""
 
 HIDDEN = soupsieve.compile(
-    "[hidden], [aria-hidden=true], .sr-only, .visually-hidden, .visuallyhidden, .screen-reader-text"
+    "[hidden], .sr-only, .visually-hidden, .visuallyhidden, .screen-reader-text, "
+    ":is(span, i, a, em, b, small, sup, abbr)[aria-hidden=true]"
 )
+"""Invisible or decorative. aria-hidden counts only on inline elements: some sites set it on
+the container of the whole page while a dialog is open (Meta's policy pages do)."""
 PAGE_CHROME = soupsieve.compile(
     "nav, aside, [role=navigation], [role=banner], [role=contentinfo], [role=search], "
     "[role=dialog], [aria-modal=true], #onetrust-consent-sdk, #CybotCookiebotDialog, .cc-window, "

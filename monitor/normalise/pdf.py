@@ -13,6 +13,7 @@ import logging
 import math
 import re
 from collections import Counter
+from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
@@ -24,7 +25,7 @@ from monitor.normalise.text import BULLET, fold, list_item, paragraph
 
 log = logging.getLogger(__name__)
 
-EDGE_LINES = 3
+EDGE_LINES = 2
 """How many lines at the top and at the bottom of a page may be running headers or footers."""
 PAGE_NUMBER = re.compile(r"^\W*(?:page\s+)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?\W*$", re.IGNORECASE)
 SENTENCE_END = re.compile(r"[.!?:;)\"']$")
@@ -37,7 +38,7 @@ def extract(body: bytes, *, url: str) -> tuple[str, str | None]:
     pages, title = _read_pages(body, url)
     if not pages:
         raise NormaliseError("pdf_corrupt", f"{url}: the PDF has no pages")
-    if not any(line for page in pages for line in page):
+    if not any(page for page in pages):
         raise NormaliseError("pdf_image_only", f"{url}: no page of the PDF has a text layer "
                              "(a scanned document?); OCR is not supported")
     lines = _strip_running_lines(pages)
@@ -66,22 +67,71 @@ def _encrypted(url: str) -> NormaliseError:
                           "its text cannot be read")
 
 
-def _read_with_pdfium(body: bytes) -> tuple[list[list[str]], str | None]:
+@dataclass(frozen=True)
+class Line:
+    text: str
+    breaks: bool | None
+    """Does a new paragraph start here? True/False from the vertical gap above the line; None
+    when the layout cannot tell (first line, a jump to a new column or page)."""
+
+
+def _read_with_pdfium(body: bytes) -> tuple[list[list[Line]], str | None]:
     document = pdfium.PdfDocument(body)
     try:
-        pages = []
-        for page in document:
-            raw = page.get_textpage().get_text_bounded()
-            # U+0002 marks a hyphen pdfium removed while joining a hyphenated line end.
-            text = raw.replace("\x02", "").replace("\r\n", "\n").replace("\r", "\n")
-            pages.append(_page_lines(text))
+        pages = [_pdfium_lines(page.get_textpage()) for page in document]
         title = document.get_metadata_dict().get("Title", "")
     finally:
         document.close()
     return pages, _clean_title(title)
 
 
-def _read_with_pypdf(body: bytes) -> tuple[list[list[str]], str | None]:
+def _pdfium_lines(textpage: pdfium.PdfTextPage) -> list[Line]:
+    """The page's lines, each knowing whether a paragraph gap lies above it.
+
+    pdfium numbers the characters of ``get_text_range()`` exactly as its char boxes, so the gap
+    between two lines is read from the boxes either side of each line break. U+FFFE marks a
+    line-end hyphen pdfium already removed while joining the two halves of a word."""
+    text = textpage.get_text_range()
+    spans: list[tuple[int, int]] = []
+    begin = 0
+    for match in re.finditer(r"\r\n|\n", text):
+        spans.append((begin, match.start()))
+        begin = match.end()
+    spans.append((begin, len(text)))
+    spans = [(a, b) for a, b in spans if text[a:b].strip()]
+    # A line that pdfium joined at a hyphen spans two printed lines: measure from its last
+    # character to the first character of the next line.
+    firsts = [_box(textpage, text, range(a, b)) for a, b in spans]
+    lasts = [_box(textpage, text, range(b - 1, a - 1, -1)) for a, b in spans]
+    drops = [_drop(above, below) for above, below in zip(lasts, firsts[1:], strict=False)]
+    # Line spacing: the tightest drop between two lines that is not a superscript's.
+    spacing = [d for d, box in zip(drops, lasts, strict=False) if box and d and d >= 0.9 * box[1]]
+    pitch = min(spacing, default=0.0)
+    lines = [Line(fold(text[a:b].replace("\ufffe", "")), None) for a, b in spans[:1]]
+    for (a, b), drop in zip(spans[1:], drops, strict=True):
+        breaks = drop > 1.3 * pitch if drop and pitch else None
+        lines.append(Line(fold(text[a:b].replace("\ufffe", "")), breaks))
+    return [line for line in lines if line.text]
+
+
+def _box(textpage: pdfium.PdfTextPage, text: str,
+         indexes: range) -> tuple[float, float] | None:
+    """(bottom, height) of the font box of the first visible character in ``indexes``."""
+    for index in indexes:
+        if not text[index].isspace():
+            _, bottom, _, top = textpage.get_charbox(index, loose=True)
+            return bottom, top - bottom
+    return None
+
+
+def _drop(above: tuple[float, float] | None, below: tuple[float, float] | None) -> float | None:
+    """How far the next line sits below this one; None for a jump up (new column) or unknown."""
+    if above is None or below is None or below[0] >= above[0]:
+        return None
+    return above[0] - below[0]
+
+
+def _read_with_pypdf(body: bytes) -> tuple[list[list[Line]], str | None]:
     reader = PdfReader(io.BytesIO(body))
     if reader.is_encrypted:
         reader.decrypt("")
@@ -89,13 +139,9 @@ def _read_with_pypdf(body: bytes) -> tuple[list[list[str]], str | None]:
     for page in reader.pages:
         # pypdf keeps "exam-\nples": join a hyphen between two lower-case letters at a line end.
         text = re.sub(r"(?<=[a-z])-\n(?=[a-z])", "", page.extract_text() or "")
-        pages.append(_page_lines(text))
+        pages.append([Line(fold(raw), None) for raw in text.split("\n") if fold(raw)])
     title = reader.metadata.title if reader.metadata else None
     return pages, _clean_title(title or "")
-
-
-def _page_lines(text: str) -> list[str]:
-    return [line for line in (fold(raw) for raw in text.split("\n")) if line]
 
 
 def _clean_title(title: str) -> str | None:
@@ -103,26 +149,26 @@ def _clean_title(title: str) -> str | None:
     return None if title.lower() in PLACEHOLDER_TITLES else title
 
 
-def _strip_running_lines(pages: list[list[str]]) -> list[str]:
+def _strip_running_lines(pages: list[list[Line]]) -> list[Line]:
     """Drop page numbers and lines repeated at the top or bottom of most pages."""
     running = _running_lines(pages)
-    kept: list[str] = []
+    kept: list[Line] = []
     for page in pages:
         last = len(page) - 1
         for i, line in enumerate(page):
             at_edge = i < EDGE_LINES or last - i < EDGE_LINES
-            if at_edge and (PAGE_NUMBER.match(line) or _shape(line) in running):
+            if at_edge and (PAGE_NUMBER.match(line.text) or _shape(line.text) in running):
                 continue
             kept.append(line)
     return kept
 
 
-def _running_lines(pages: list[list[str]]) -> set[str]:
+def _running_lines(pages: list[list[Line]]) -> set[str]:
     if len(pages) < 2:
         return set()
     seen: Counter[str] = Counter()
     for page in pages:
-        seen.update({_shape(line) for line in page[:EDGE_LINES] + page[-EDGE_LINES:]})
+        seen.update({_shape(line.text) for line in page[:EDGE_LINES] + page[-EDGE_LINES:]})
     needed = max(2, math.ceil(len(pages) / 2))
     return {shape for shape, count in seen.items() if count >= needed}
 
@@ -132,32 +178,26 @@ def _shape(line: str) -> str:
     return re.sub(r"\d+", "#", line.lower())
 
 
-def _paragraphs(lines: list[str]) -> list[str]:
-    """Join wrapped lines into paragraphs. A paragraph ends on a line that is clearly shorter than
-    the text width and ends a sentence, or on a short line on its own (a heading); a bullet or
-    number starts a list item."""
-    if not lines:
-        return []
-    width = sorted(len(line) for line in lines)[int(len(lines) * 0.9)]
+def _paragraphs(lines: list[Line]) -> list[str]:
+    """Join wrapped lines into paragraphs: a wider gap above a line starts a new one; where the
+    layout cannot tell (a new page or column), a finished sentence does. A bullet or a number
+    starts a list item."""
     out: list[str] = []
     current: list[str] = []
     is_item = False
 
     def flush() -> None:
-        nonlocal is_item
         if current:
             joined = " ".join(current)
             out.append(list_item(joined, 0) if is_item else paragraph(joined))
             current.clear()
-        is_item = False
 
     for line in lines:
-        if BULLET.match(line):
+        starts = line.breaks if line.breaks is not None else \
+            not current or bool(SENTENCE_END.search(current[-1]))
+        if BULLET.match(line.text) or starts:
             flush()
-            is_item = True
-        current.append(line)
-        short = len(line) < 0.75 * width
-        if short and (SENTENCE_END.search(line) or len(current) == 1):
-            flush()
+            is_item = bool(BULLET.match(line.text))
+        current.append(line.text)
     flush()
     return [line for line in out if line]
