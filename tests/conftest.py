@@ -272,7 +272,7 @@ def make_pdf(pages: list[list[str]], *, header: str = "Acme Corp | Frontier Safe
     from reportlab.pdfgen import canvas
 
     buffer = io.BytesIO()
-    encrypt = StandardEncryption(password, canDecrypt=1) if password else None
+    encrypt = StandardEncryption(password) if password else None
     pdf = canvas.Canvas(buffer, pagesize=A4, pageCompression=int(compress), encrypt=encrypt)
     pdf.setTitle(title)
     pdf.setProducer(producer)

@@ -10,7 +10,7 @@ from conftest import CORPUS
 
 from monitor.errors import NormaliseError
 from monitor.fetch import FetchResult
-from monitor.normalise import NORMALISER_VERSION, normalise
+from monitor.normalise import NORMALISER_VERSION, Document, normalise
 from monitor.watchlist import Source
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -246,3 +246,76 @@ def test_corpus_refetches_of_an_unchanged_page_give_identical_text() -> None:
     assert first.read_bytes() != second.read_bytes()
     assert normalise(result(first.read_bytes()), source()).text == \
         normalise(result(second.read_bytes()), source()).text
+
+
+# --- PDF ---------------------------------------------------------------------------------------
+
+FRAMEWORK = [
+    ["Capability thresholds",
+     "We will not train or deploy models that reach a capability threshold unless we have "
+     "implemented the required safeguards and verified their effectiveness independently.",
+     "Thresholds are reviewed annually by the responsible scaling officer, who publishes a "
+     "summary of the findings and recommendations within ninety days."],
+    ["Safeguards",
+     "\u2022 We will harden security against theft of model weights by sophisticated attackers.",
+     "\u2022 We will restrict deployment to vetted customers during the evaluation period."],
+    ["Governance",
+     "The board receives every evaluation report and may pause development at any time "
+     "if the safeguards are found wanting by the internal or external assessors."],
+]
+FRAMEWORK_TEXT = """Capability thresholds
+We will not train or deploy models that reach a capability threshold unless we have \
+implemented the required safeguards and verified their effectiveness independently.
+Thresholds are reviewed annually by the responsible scaling officer, who publishes a summary \
+of the findings and recommendations within ninety days.
+Safeguards
+- We will harden security against theft of model weights by sophisticated attackers.
+- We will restrict deployment to vetted customers during the evaluation period.
+Governance
+The board receives every evaluation report and may pause development at any time if the \
+safeguards are found wanting by the internal or external assessors."""
+
+
+def pdf_text(body: bytes) -> Document:
+    return normalise(result(body, "application/pdf"), source())
+
+
+def test_pdf_headers_footers_page_numbers_dropped_and_hyphens_repaired(pdf_factory) -> None:
+    body = pdf_factory(FRAMEWORK)
+    doc = pdf_text(body)
+    assert doc.text == FRAMEWORK_TEXT
+    assert doc.title == "Frontier Safety Framework"
+
+
+def test_pdf_re_exported_gives_the_same_text(pdf_factory) -> None:
+    again = pdf_factory(FRAMEWORK, header="ACME \u2014 FSF v2.1", footer="{page}",
+                        producer="Other Writer 9", compress=False, width=64)
+    assert again != pdf_factory(FRAMEWORK)
+    assert pdf_text(again).text == FRAMEWORK_TEXT
+
+
+def test_encrypted_pdf_is_a_pdf_encrypted_error(pdf_factory) -> None:
+    with pytest.raises(NormaliseError) as caught:
+        pdf_text(pdf_factory(FRAMEWORK, password="s3cret"))
+    assert caught.value.kind == "pdf_encrypted"
+
+
+def test_pdf_without_any_text_is_image_only_not_an_empty_document(pdf_factory) -> None:
+    with pytest.raises(NormaliseError) as caught:
+        pdf_text(pdf_factory([[], []]))
+    assert caught.value.kind == "pdf_image_only"
+
+
+def test_unparsable_pdf_is_pdf_corrupt(pdf_factory) -> None:
+    body = pdf_factory(FRAMEWORK)
+    with pytest.raises(NormaliseError) as caught:
+        pdf_text(body[:200] + b"\x00garbage" * 50)
+    assert caught.value.kind == "pdf_corrupt"
+
+
+def test_real_pdf_from_the_corpus_reads_in_order() -> None:
+    page = corpus_files("openai/law-enforcement-policy/*.pdf")[0]
+    lines = pdf_text(page.read_bytes()).text.splitlines()
+    assert lines[0] == "OPENAI GOVERNMENT USER DATA REQUEST POLICY"
+    assert any(line.startswith("Before disclosing user data to law enforcement") for line in lines)
+    assert not any(line.isdigit() for line in lines)
