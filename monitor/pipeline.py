@@ -89,7 +89,7 @@ def check_all(watchlist: Watchlist, *, engine: Engine, source_ids: Sequence[str]
     sources = [watchlist.source(i) for i in source_ids] if source_ids else list(watchlist.sources)
     if not sources:
         return []
-    gate = fetch.HostGate(watchlist.defaults.host_gap)
+    gate = fetch.HostGate(watchlist.defaults.host_gap.total_seconds())
     with fetch.make_client(watchlist.defaults) as client, \
             ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
         return list(pool.map(lambda source: check_source(
@@ -168,7 +168,7 @@ def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> Check
         state = s.get(SourceState, source.id) or SourceState(source_id=source.id)
         previous = s.get(Version, state.version_id) if state.version_id else None
         removed = store.removed_sentences(s, source.id)
-    validators = fetch.Validators(state.etag, state.last_modified) if previous else None
+    validators = fetch.Validators(state.etag, state.last_modified, state.url) if previous else None
     result = fetch.fetch(source, run.watchlist.defaults, client=client, previous=validators,
                          gate=gate, now=run.now)
     if result.not_modified:

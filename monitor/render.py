@@ -50,6 +50,11 @@ def severity(status: str) -> int:
     return SEVERITY.index(status) if status in SEVERITY else len(SEVERITY)  # type: ignore[arg-type]
 
 
+def tag(status: str) -> str:
+    """'not_found' -> 'NOT FOUND', as subjects and headings show a status."""
+    return status.replace("_", " ").upper()
+
+
 def most_severe(statuses: Sequence[str]) -> str:
     return min(statuses, key=severity)
 
@@ -58,7 +63,7 @@ def changes_subject(changes: Sequence[Change], source: Source) -> str:
     """'[REMOVED] OpenAI · Usage Policies · No military use' (or 'N changes')."""
     status = most_severe([c.status for c in changes])
     what = change_title(changes[0]) if len(changes) == 1 else f"{len(changes)} changes"
-    return one_line(f"[{status.upper()}] {source.company} · {source.title} · {what}")
+    return one_line(f"[{tag(status)}] {source.company} · {source.title} · {what}")
 
 
 def health_subject(kind: str, source: Source, what: str) -> str:
@@ -96,7 +101,7 @@ def render_health(alert: Alert, source: Source) -> Message:
 
 
 def _change_text(change: Change) -> str:
-    lines = [f"[{change.status.upper()}] {change_title(change)}"]
+    lines = [f"[{tag(change.status)}] {change_title(change)}"]
     if change.before is not None:
         lines += [f"  before ({_evidence(change.old_snapshot, change.old_fetched_at)}):",
                   f'    "{change.before}"']
@@ -105,7 +110,7 @@ def _change_text(change: Change) -> str:
                   f'    "{change.after}"']
     diff = store.change_diff(change)
     if _has_edits(diff):
-        lines.append("  changed: " + "".join(_text_op(op, words) for op, words in diff))
+        lines.append("  changed: " + " ".join(_text_op(op, words) for op, words in diff))
     section = _section(change)
     if section:
         lines.append(f"  section: {section}")
@@ -114,7 +119,7 @@ def _change_text(change: Change) -> str:
 
 
 def _change_html(change: Change) -> Markup:
-    parts = [Markup("<h3>[{}] {}</h3>").format(change.status.upper(), change_title(change))]
+    parts = [Markup("<h3>[{}] {}</h3>").format(tag(change.status), change_title(change))]
     if change.before is not None:
         parts.append(_sentence_html("before", change.before, change.old_snapshot,
                                     change.old_fetched_at))
@@ -123,7 +128,7 @@ def _change_html(change: Change) -> Markup:
                                     change.new_fetched_at))
     diff = store.change_diff(change)
     if _has_edits(diff):
-        marked = Markup("").join(_html_op(op, words) for op, words in diff)
+        marked = Markup(" ").join(_html_op(op, words) for op, words in diff)
         parts.append(Markup("<p>changed: {}</p>").format(marked))
     section = _section(change)
     if section:

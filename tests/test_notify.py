@@ -49,8 +49,8 @@ def add_changes_alert(engine: Engine, watchlist: Watchlist, *, at: datetime = T0
                         reason='modal downgrade: "will" -> "may"',
                         before="We will pause training when safeguards lag.",
                         after="We may pause training when safeguards lag.",
-                        diff=json.dumps([["=", "We "], ["-", "will"], ["+", "may"],
-                                         ["=", " pause training when safeguards lag."]]),
+                        diff=json.dumps([["=", "We"], ["-", "will"], ["+", "may"],
+                                         ["=", "pause training when safeguards lag."]]),
                         old_snapshot="9c1e" * 16, new_snapshot="3f2a" * 16,
                         old_fetched_at=at - timedelta(days=30), new_fetched_at=at,
                         url=SOURCE.url, detected_at=at)
@@ -110,7 +110,7 @@ def test_slack_gets_plain_text_with_subject_and_both_sentences(engine) -> None:
     assert attachment["title"].startswith("[WEAKENED] Anthropic · Responsible Scaling Policy")
     assert "We will pause training when safeguards lag." in attachment["text"]
     assert "We may pause training when safeguards lag." in attachment["text"]
-    assert "[-will-]{+may+}" in attachment["text"]  # not turned into Markdown bullets
+    assert "[-will-] {+may+}" in attachment["text"]  # not turned into Markdown bullets
     assert payload["channel"] == "#policy-alerts"
     [row] = deliveries(engine)
     assert "TIiajkdnlazkcOXrIdevi7" not in row.target_label

@@ -24,8 +24,8 @@ def change(status: str = "weakened", *, title: str | None = "No military use",
         commitment_title=title, status=status, reason='modal downgrade: "will" -> "may"',
         before=before, after=after,
         diff=json.dumps(diff if diff is not None else [
-            ["=", "We "], ["-", "will never"], ["+", "may"], ["=", " allow military use"],
-            ["+", " in some cases"], ["=", "."]]),
+            ["=", "We"], ["-", "will never"], ["+", "may"], ["=", "allow military use"],
+            ["+", "in some cases."]]),
         section_before="Universal policies › Weapons", section_after="Universal policies › Weapons",
         old_snapshot="9c1e" + "0" * 60, new_snapshot="3f2a" + "1" * 60,
         old_fetched_at=T_OLD, new_fetched_at=T_NEW, url=SOURCE.url)
@@ -75,7 +75,7 @@ def test_both_bodies_carry_before_after_evidence_and_why() -> None:
 def test_changed_words_are_marked_in_text_and_html() -> None:
     changes = [change()]
     message = render.render_changes(alert_for(changes), changes, SOURCE)
-    assert "changed: We [-will never-]{+may+} allow military use{+ in some cases+}." in \
+    assert "changed: We [-will never-] {+may+} allow military use {+in some cases.+}" in \
         message.text
     assert "<del>will never</del>" in message.html and "<ins>may</ins>" in message.html
 
@@ -89,6 +89,11 @@ def test_page_text_is_escaped_in_html() -> None:
     assert "&lt;script&gt;" in message.html and "&amp;" in message.html
     assert "<img" not in message.html
     assert hostile in message.text  # plain text stays verbatim
+
+
+def test_not_found_reads_as_two_words() -> None:
+    assert render.changes_subject([change("not_found", before=None, after=None)], SOURCE) == \
+        "[NOT FOUND] OpenAI · Usage Policies · No military use"
 
 
 def test_several_changes_are_listed_most_severe_first() -> None:
