@@ -6,6 +6,7 @@ watchlist or database errors. Messages say what failed and what to do; no secret
 
 from __future__ import annotations
 
+import difflib
 import json
 import logging
 import signal
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from monitor import notify, pipeline, scheduler, store
+from monitor import __version__, notify, pipeline, scheduler, store
 from monitor import watchlist as watchlist_module
 from monitor.errors import WatchlistError
 from monitor.watchlist import Watchlist
@@ -93,7 +94,7 @@ def _setup_logging(verbose: int) -> None:
               help=f"SQLAlchemy URL (sqlite:///... or postgresql://...). "
                    f"Default: {store.DEFAULT_DATABASE_URL}.")
 @click.option("-v", "--verbose", count=True, help="-v: log each step; -vv: also libraries.")
-@click.version_option(package_name="commitment-monitor")
+@click.version_option(__version__, prog_name="commitment-monitor")
 @click.pass_context
 def main(ctx: click.Context, watchlist_path: Path | None, database_url: str | None,
          verbose: int) -> None:
@@ -143,10 +144,12 @@ def check(settings: Settings, source_ids: tuple[str, ...]) -> None:
 
 def _require_sources(watchlist: Watchlist, source_ids: Iterable[str]) -> None:
     known = [source.id for source in watchlist.sources]
-    unknown = [source_id for source_id in source_ids if source_id not in known]
-    if unknown:
-        fail(f"unknown source id {', '.join(map(repr, unknown))} in {watchlist.path}; "
-             f"known: {', '.join(known) or 'none'}")
+    for source_id in source_ids:
+        if source_id not in known:
+            close = difflib.get_close_matches(source_id, known, n=1)
+            guess = f" (did you mean {close[0]!r}?)" if close else ""
+            fail(f"unknown source id {source_id!r} in {watchlist.path}{guess}; "
+                 "`commitment-monitor status` lists every source")
 
 
 @main.command()
@@ -186,11 +189,11 @@ def changes(settings: Settings, source_id: str | None, as_json: bool, limit: int
     """The detected commitment changes, newest first."""
     with store.session(settings.engine()) as session:
         rows = store.recent_changes(session, source_id=source_id, limit=limit)
-    for change in rows:
+    for number, change in enumerate(rows):
         if as_json:
             click.echo(json.dumps(store.change_json(change), ensure_ascii=False))
         else:
-            click.echo(_change_text(change))
+            click.echo(("\n" if number else "") + _change_text(change))
     if not rows and not as_json:
         click.echo("no changes recorded" + (f" for {source_id!r}" if source_id else ""), err=True)
 
@@ -249,16 +252,18 @@ def status(settings: Settings) -> None:
         states = {state.source_id: state for state in store.source_states(session)}
         failing = _failing_targets(session)
     threshold = watchlist.defaults.failures_before_alert
-    click.echo(f"{'SOURCE':<28} {'LAST CHECK':<20} {'OUTCOME':<13} {'STREAK':>6}  HEALTH")
+    width = max([len("SOURCE"), *(len(source_id) for source_id in states),
+                 *(len(source.id) for source in watchlist.sources)])
+    click.echo(f"{'SOURCE':<{width}}  {'LAST CHECK':<20} {'OUTCOME':<13} {'STREAK':>6}  HEALTH")
     for source in watchlist.sources:
         state = states.get(source.id)
         last = _when(state.last_checked_at) if state and state.last_checked_at else "never"
         outcome = (state.last_outcome if state else None) or "-"
         streak = state.failing_streak if state else 0
-        click.echo(f"{source.id:<28} {last:<20} {outcome:<13} {streak:>6}  "
+        click.echo(f"{source.id:<{width}}  {last:<20} {outcome:<13} {streak:>6}  "
                    f"{_health(state, threshold)}")
     for source_id in sorted(states.keys() - {source.id for source in watchlist.sources}):
-        click.echo(f"{source_id:<28} (no longer in the watchlist; its history is kept)")
+        click.echo(f"{source_id:<{width}}  (no longer in the watchlist; its history is kept)")
     for (channel, label), (count, error) in failing.items():
         click.echo(f"channel {channel}: {label} failed permanently ({count} alerts not "
                    f"delivered; last error: {error or 'none recorded'}); fix the URL or its "
