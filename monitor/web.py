@@ -126,7 +126,7 @@ def make_templates() -> Jinja2Templates:
 
 @dataclass(frozen=True)
 class ChangeFilter:
-    """The timeline/API query: which changes, and which page of them (keyset on the row id)."""
+    """The timeline/API query: which changes, and which page (keyset on detected_at, id)."""
 
     source: str | None = None
     company: str | None = None

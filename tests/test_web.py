@@ -5,17 +5,25 @@ from __future__ import annotations
 
 import json
 import re
+import socket
+import subprocess
+import sys
+import time
 from collections.abc import Iterator
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
+from typing import Any
 
+import httpx
 import pytest
 from bs4 import BeautifulSoup
+from conftest import Site
 from lxml import etree
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
-from monitor import store, watchlist
+from monitor import fetch, pipeline, store, watchlist
 from monitor.store import Alert, Change, Check, SourceState, Version
 from monitor.web import create_app
 
@@ -29,7 +37,7 @@ V2_HTML = (b"<html><body><main><h2>Data</h2><p>We will not normally sell your da
            b"</main></body></html>")
 SCRIPT = "<script>alert(1)</script>"
 
-WATCHLIST = watchlist.parse("""
+WATCHLIST_YAML = """
 sources:
   - id: acme-policy
     company: Acme AI
@@ -50,7 +58,23 @@ sources:
     company: Initech
     title: AI Principles
     url: https://initech.example/principles
-""", environ={})
+"""
+WATCHLIST = watchlist.parse(WATCHLIST_YAML, environ={})
+
+POLICY_V1 = """<html><head><title>Acme Usage Policy</title></head><body><main>
+<h1>Acme Usage Policy</h1>
+<h2>Transparency</h2>
+<p>We will publish a safety report every quarter. Reports cover incidents and evaluations.</p>
+<h2>Safety</h2>
+<p>We will pause training when safeguards lag behind capabilities.</p>
+</main><footer>Updated {stamp}</footer></body></html>"""
+POLICY_V2 = """<html><head><title>Acme Usage Policy</title></head><body><main>
+<h1>Acme Usage Policy</h1>
+<h2>Transparency</h2>
+<p>We may publish a safety report every quarter. Reports cover incidents and evaluations.</p>
+<h2>Safety</h2>
+<p>Safety is important to us.</p>
+</main><footer>Updated {stamp}</footer></body></html>"""
 
 
 @dataclass(frozen=True)
@@ -135,6 +159,35 @@ def record_history(engine: Engine) -> History:
         return History(weakened=weakened.id, removed=removed.id, scripted=scripted.id,
                        globex_added=globex_added.id, old_version=v1.id, new_version=v2.id,
                        old_sha=old.sha256, new_sha=new.sha256)
+
+
+def check_v1_then_v2(site: Site, engine: Engine) -> watchlist.Watchlist:
+    """The real pipeline checks a policy page on the loopback site twice: a baseline, then a
+    version where one commitment is hedged (will -> may) and another is gone."""
+    url = site.set("/policy", POLICY_V1.format(stamp="5 January"))
+    watched = watchlist.parse(f"""
+sources:
+  - id: acme-policy
+    company: Acme AI
+    title: Usage Policy
+    url: {url}
+    drop: [footer]
+    discover: true
+    commitments:
+      - id: quarterly-report
+        title: Quarterly safety report
+        quote: We will publish a safety report every quarter.
+""", environ={})
+    source = watched.source("acme-policy")
+    with fetch.make_client(watched.defaults) as client:
+        first = pipeline.check_source(source, watched, engine=engine, client=client,
+                                      now=lambda: T0)
+        site.set("/policy", POLICY_V2.format(stamp="24 February"))
+        second = pipeline.check_source(source, watched, engine=engine, client=client,
+                                       now=lambda: T1)
+    assert (first.outcome, second.outcome, second.changes) == ("baseline", "changed", 2), (
+        first, second)
+    return watched
 
 
 @pytest.fixture
@@ -510,3 +563,61 @@ def test_filters_paging_and_health_agree_on_every_database(engine: Engine) -> No
         assert [s["id"] for s in client.get("/api/sources").json()["sources"]][0] == (
             "globex-framework")
         assert client.get(f"/snapshots/{history.new_sha}").content == V2_HTML
+
+
+# --- what the real pipeline records --------------------------------------------------------------
+
+
+def test_a_hedged_commitment_found_by_a_real_check_reads_as_evidence(
+        site: Site, sqlite_engine: Engine) -> None:
+    watched = check_v1_then_v2(site, sqlite_engine)
+    with TestClient(create_app(sqlite_engine, watched)) as client:
+        timeline = soup(client.get("/").text)
+        assert [e.get_text() for e in timeline.select(".status")] == ["removed", "weakened"]
+        permalink = timeline.find("a", string="Quarterly safety report")["href"]
+        page = client.get(permalink)
+        evidence = soup(page.text)
+        assert [e.get_text() for e in evidence.select(".evidence .before del")] == ["will"]
+        assert [e.get_text() for e in evidence.select(".evidence .after ins")] == ["may"]
+        assert evidence.select(".evidence .after blockquote")[0].get_text() == (
+            "We may publish a safety report every quarter.")
+        new_sha = store.sha256(POLICY_V2.format(stamp="24 February").encode())
+        assert client.get(f"/snapshots/{new_sha}").text == POLICY_V2.format(stamp="24 February")
+        assert f"/snapshots/{new_sha}" in page.text
+        feed = etree.fromstring(client.get("/feed.atom").content)
+        assert_valid_atom(feed, "http://testserver/feed.atom")
+        source = soup(client.get("/sources/acme-policy").text)
+        assert source.select("table.commitments .status")[0].get_text() == "weakened"
+        assert [row.select("td")[1].get_text() for row in source.select("table.checks tbody tr")
+                ] == ["changed", "baseline"]
+
+
+def test_serve_command_answers_on_loopback(tmp_path: Path, sqlite_url: str) -> None:
+    watchlist_file = tmp_path / "watchlist.yaml"
+    watchlist_file.write_text(WATCHLIST_YAML, encoding="utf-8")
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        port = probe.getsockname()[1]
+    process = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--watchlist", str(watchlist_file), "--database",
+         sqlite_url, "serve", "--port", str(port)], stderr=subprocess.PIPE, text=True)
+    try:
+        sources = _poll_json(f"http://127.0.0.1:{port}/api/sources", process)["sources"]
+    finally:
+        process.terminate()
+        _, stderr = process.communicate(timeout=20)
+    assert [s["id"] for s in sources] == ["acme-policy", "globex-framework",
+                                          "initech-principles"]
+    assert f"serving http://127.0.0.1:{port}/" in stderr
+
+
+def _poll_json(url: str, process: subprocess.Popen[str], timeout: float = 20) -> Any:
+    """GET url as soon as the server answers; fail early if the process died."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        assert process.poll() is None, f"serve exited with {process.returncode}"
+        try:
+            return httpx.get(url, timeout=2).json()
+        except httpx.TransportError:
+            time.sleep(0.05)
+    raise AssertionError(f"{url} did not answer within {timeout} s")

@@ -4,6 +4,7 @@ timeline, follows a change's permalink and sees the changed words marked."""
 from __future__ import annotations
 
 import os
+import re
 import shutil
 import socket
 import subprocess
@@ -14,11 +15,13 @@ from pathlib import Path
 
 import pytest
 import uvicorn
+from conftest import Site
 from playwright.sync_api import ConsoleMessage, sync_playwright
 from sqlalchemy.engine import Engine
-from test_web import WATCHLIST, History, record_history
+from test_web import check_v1_then_v2
 
 from monitor import store
+from monitor.watchlist import Watchlist
 from monitor.web import create_app
 
 pytestmark = pytest.mark.browser
@@ -43,13 +46,20 @@ def chromium() -> Path:
 
 
 @pytest.fixture
-def served(sqlite_url: str) -> Iterator[tuple[str, Engine]]:
-    """The app under uvicorn in a thread on an ephemeral 127.0.0.1 port: (base URL, engine)."""
+def checked(site: Site, sqlite_url: str) -> Iterator[tuple[Engine, Watchlist]]:
+    """A store holding two real checks of a policy page: baseline, then a hedged commitment."""
     engine = store.make_engine(sqlite_url)
     store.create_schema(engine)
+    yield engine, check_v1_then_v2(site, engine)
+    engine.dispose()
+
+
+@pytest.fixture
+def served(checked: tuple[Engine, Watchlist]) -> Iterator[str]:
+    """The app under uvicorn in a thread on an ephemeral 127.0.0.1 port; yields its base URL."""
     sock = socket.socket()
     sock.bind(("127.0.0.1", 0))
-    server = uvicorn.Server(uvicorn.Config(create_app(engine, WATCHLIST), log_level="warning",
+    server = uvicorn.Server(uvicorn.Config(create_app(*checked), log_level="warning",
                                            lifespan="off"))
     thread = threading.Thread(target=server.run, kwargs={"sockets": [sock]}, daemon=True)
     thread.start()
@@ -58,18 +68,15 @@ def served(sqlite_url: str) -> Iterator[tuple[str, Engine]]:
         time.sleep(0.01)
     assert server.started, "uvicorn did not start within 10 s"
     try:
-        yield f"http://127.0.0.1:{sock.getsockname()[1]}", engine
+        yield f"http://127.0.0.1:{sock.getsockname()[1]}"
     finally:
         server.should_exit = True
         thread.join(timeout=10)
         sock.close()
-        engine.dispose()
 
 
-def test_reader_follows_a_permalink_and_sees_the_changed_words(
-        served: tuple[str, Engine], tmp_path: Path) -> None:
-    base, engine = served
-    history: History = record_history(engine)
+def test_reader_follows_a_permalink_and_sees_the_changed_words(served: str,
+                                                               tmp_path: Path) -> None:
     problems: list[str] = []
     with sync_playwright() as playwright:
         browser = playwright.chromium.launch_persistent_context(
@@ -79,16 +86,17 @@ def test_reader_follows_a_permalink_and_sees_the_changed_words(
             page = browser.new_page()
             page.on("console", lambda m: _note_error(m, problems))
             page.on("requestfailed", lambda r: problems.append(f"failed: {r.url}"))
-            page.goto(base + "/")
+            page.goto(served + "/")
             assert page.title() == "Timeline · Commitment Monitor"
-            page.get_by_role("link", name="Never sell user data").click()
-            page.wait_for_url(f"{base}/changes/{history.weakened}")
+            page.get_by_role("link", name="Quarterly safety report").click()
+            page.wait_for_url(re.compile(re.escape(served) + r"/changes/\d+$"))
 
             before, after = page.locator(".evidence .before"), page.locator(".evidence .after")
-            assert before.locator("del").all_inner_texts() == ["never"]
-            assert after.locator("ins").all_inner_texts() == ["not normally"]
+            assert before.locator("del").all_inner_texts() == ["will"]
+            assert after.locator("ins").all_inner_texts() == ["may"]
             assert after.locator("blockquote").inner_text() == (
-                "We will not normally sell your data.")
+                "We may publish a safety report every quarter.")
+            assert page.locator(".status").inner_text() == "WEAKENED"  # text-transform
             # the stylesheet loaded under the strict CSP: inserted words are tinted
             tint = after.locator("ins").evaluate("e => getComputedStyle(e).backgroundColor")
             assert tint == "rgb(226, 244, 232)"
