@@ -11,6 +11,7 @@ commitment language (a list item counts through its lead-in). Everything else ma
 
 from __future__ import annotations
 
+import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -32,6 +33,9 @@ SEVERITY: tuple[Status, ...] = ("removed", "weakened", "not_found", "reworded", 
 """Most severe first; an alert's subject starts with the most severe status it carries."""
 
 RESTORED_CUTOFF = 92.0    # how close an added sentence must be to one removed earlier
+EXCEPTION_CLAUSE = re.compile(
+    r"\b(?:make|grant|allow|permit) exceptions?\b|\bexceptions? to (?:this|these|our|the)\b")
+"""A new sentence that carves exceptions out of the rules weakens them; it is no mere addition."""
 
 
 class CommitmentLike(Protocol):
@@ -104,8 +108,9 @@ class _Comparison:
 
     def __init__(self, old: list[Unit], new: list[Unit], removed_before: Collection[str]) -> None:
         self.old, self.new = Located(old), Located(new)
-        self.pairs = align(old, new)
-        self.paired_new = set(self.pairs.values())
+        self.alignment = align(old, new)
+        self.pairs = self.alignment.pairs
+        self.paired_new = set(self.pairs.values()) | self.alignment.reflowed_new
         self.claimed_old: set[int] = set()
         self.claimed_new: set[int] = set()
         self.new_headings = {canonical(h) for u in new for h in u.section}
@@ -156,6 +161,8 @@ class _Comparison:
                 yield self._added(unit)
 
     def _discovered_old(self, i: int, unit: Unit) -> Finding | None:
+        if i in self.alignment.reflowed_old:
+            return None
         j = self.pairs.get(i)
         if j is None:
             if not is_commitment(unit):
@@ -179,6 +186,9 @@ class _Comparison:
                 return self._finding("restored", sentence_key(earlier), [], [unit],
                                      f"sentence removed earlier is back ({match[1]:.0f}% same "
                                      "wording)")
+        if EXCEPTION_CLAUSE.search(unit.canon):
+            return self._finding("weakened", key, [], [unit],
+                                 f'new exception clause: "{unit.text[:80]}"')
         return self._finding("added", key, [], [unit], "new commitment sentence")
 
     # --- shared ------------------------------------------------------------------------------

@@ -208,19 +208,26 @@ def modality(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
     """will/shall/must/would -> may/should/aim to/...; a hedge verb inserted; or the reverse."""
     strong = _count(STRONG_MODALS, after) - _count(STRONG_MODALS, before)
     weak = _count(WEAK_MODALS, after) - _count(WEAK_MODALS, before)
-    gone_strong = _first(STRONG_MODALS, " ".join(c.removed for c in ops))
-    new_weak = _first(WEAK_MODALS, " ".join(c.added for c in ops))
-    gone_weak = _first(WEAK_MODALS, " ".join(c.removed for c in ops))
-    new_strong = _first(STRONG_MODALS, " ".join(c.added for c in ops))
     if strong < 0 and weak > 0:
-        return [Signal(WEAKER, f'modal downgrade: "{gone_strong}" -> "{new_weak}"')]
+        gone, came = _swap(ops, STRONG_MODALS, WEAK_MODALS)
+        return [Signal(WEAKER, f'modal downgrade: "{gone}" -> "{came}"')]
     if weak > 0:
-        return [Signal(WEAKER, f'hedge added: "{new_weak}"')]
+        return [Signal(WEAKER, f'hedge added: "{_swap(ops, WEAK_MODALS, WEAK_MODALS)[1]}"')]
     if strong > 0 and weak < 0:
-        return [Signal(STRONGER, f'modal upgrade: "{gone_weak}" -> "{new_strong}"')]
+        gone, came = _swap(ops, WEAK_MODALS, STRONG_MODALS)
+        return [Signal(STRONGER, f'modal upgrade: "{gone}" -> "{came}"')]
     if weak < 0:
-        return [Signal(STRONGER, f'hedge removed: "{gone_weak}"')]
+        return [Signal(STRONGER, f'hedge removed: "{_swap(ops, WEAK_MODALS, WEAK_MODALS)[0]}"')]
     return []
+
+
+def _swap(ops: Sequence[Chunk], gone: re.Pattern[str], came: re.Pattern[str]) -> tuple[str, str]:
+    """The words that went and came, preferring one edit that holds both ("would" -> "may")."""
+    for chunk in ops:
+        if (old := _first(gone, chunk.removed)) and (new := _first(came, chunk.added)):
+            return old, new
+    return (_first(gone, " ".join(c.removed for c in ops)),
+            _first(came, " ".join(c.added for c in ops)))
 
 
 def conditions(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
@@ -283,7 +290,7 @@ def listed_items(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
     it; inside an exception ("except A, B") it is the exception that narrows."""
     signals: list[Signal] = []
     for chunk in ops:
-        if chunk.removed and chunk.added or not _is_list_element(chunk, before, after):
+        if chunk.removed and chunk.added or not _is_list_element(chunk):
             continue
         in_exception = bool(CONDITIONS.search(canonical(chunk.context)))
         if chunk.removed:
@@ -295,14 +302,13 @@ def listed_items(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
     return signals
 
 
-def _is_list_element(chunk: Chunk, before: str, after: str) -> bool:
-    text = chunk.removed or chunk.added
-    sentence = before if chunk.removed else after
+def _is_list_element(chunk: Chunk) -> bool:
+    """"A, [B,] C" or "A, B[, and C]": an element between commas, short enough to be one."""
+    text = (chunk.removed or chunk.added).strip()
     words = canonical(text).split()
-    if not words or len(words) > 10 or sentence.count(",") < 1:
+    if not words or len(words) > 8 or not chunk.context.rstrip().endswith(","):
         return False
-    previous = chunk.context.rstrip()
-    return text.rstrip().endswith(",") or previous.endswith((",", ";")) or words[0] in LIST_WORDS
+    return text.endswith(",") or words[0] in LIST_WORDS
 
 
 def numbers(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:

@@ -12,7 +12,7 @@ import bisect
 import re
 from collections import defaultdict
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rapidfuzz import fuzz, process
 
@@ -24,7 +24,8 @@ COMMITMENT_LANGUAGE = re.compile(r"\b(?:" + "|".join((
     r"not (?:permitted|allowed)", r"disallow(?:ed)?", r"may not", r"(?:you|users?) cannot",
     r"do not", r"does not", r"agrees? not to", r"(?:is|are) required to",
     r"only (?:if|after|when|once|with)", r"we (?:aim|strive|intend|endeavou?r|seek)",
-    r"refrain", r"in no event",
+    r"refrain", r"in no event", r"(?:make|grant) exceptions?", r"exceptions? to",
+    r"(?:sole|absolute) discretion",
 )) + r")\b")
 """Commitment language, matched against canonical text (contractions expanded, no punctuation)."""
 
@@ -48,14 +49,62 @@ def same_section(old: Unit, new: Unit) -> bool:
     return [canonical(h) for h in old.section] == [canonical(h) for h in new.section]
 
 
-def align(old: Sequence[Unit], new: Sequence[Unit]) -> dict[int, int]:
-    """Old unit index -> new unit index for every unit that survives, exact or edited."""
-    pairs = _align_exact(old, new)
-    taken = set(pairs.values())
-    left_old = [i for i in range(len(old)) if i not in pairs]
+@dataclass
+class Alignment:
+    """Old unit index -> new unit index for every unit that survives, exact or edited. Units
+    re-cut by a reflow (one sentence now on two lines, or two lines now one) are `reflowed`:
+    paired for locating quotes, but nothing changed in them."""
+
+    pairs: dict[int, int] = field(default_factory=dict)
+    reflowed_old: set[int] = field(default_factory=set)
+    reflowed_new: set[int] = field(default_factory=set)
+
+
+def align(old: Sequence[Unit], new: Sequence[Unit]) -> Alignment:
+    alignment = Alignment(_align_exact(old, new))
+    _align_reflow(old, new, alignment)
+    taken = set(alignment.pairs.values())
+    left_old = [i for i in range(len(old)) if i not in alignment.pairs]
+    left_new = [j for j in range(len(new)) if j not in taken and j not in alignment.reflowed_new]
+    alignment.pairs.update(_align_fuzzy(old, new, left_old, left_new))
+    return alignment
+
+
+def _align_reflow(old: Sequence[Unit], new: Sequence[Unit], alignment: Alignment) -> None:
+    taken = set(alignment.pairs.values())
+    left_old = [i for i in range(len(old)) if i not in alignment.pairs]
     left_new = [j for j in range(len(new)) if j not in taken]
-    pairs.update(_align_fuzzy(old, new, left_old, left_new))
-    return pairs
+    for i, run in _recut(old, new, left_old, set(left_new)):        # one old -> several new
+        alignment.pairs[i] = run[0]
+        alignment.reflowed_old.add(i)
+        alignment.reflowed_new.update(run)
+    left_old = [i for i in left_old if i not in alignment.pairs]
+    left_new = [j for j in left_new if j not in alignment.reflowed_new]
+    for j, run in _recut(new, old, left_new, set(left_old)):        # several old -> one new
+        for i in run:
+            alignment.pairs[i] = j
+        alignment.reflowed_old.update(run)
+        alignment.reflowed_new.add(j)
+
+
+def _recut(whole: Sequence[Unit], pieces: Sequence[Unit], left_whole: list[int],
+           free: set[int]) -> list[tuple[int, list[int]]]:
+    """Units of `whole` whose text is exactly a run of consecutive free units of `pieces`."""
+    found: list[tuple[int, list[int]]] = []
+    for w in left_whole:
+        text = whole[w].canon
+        for start in sorted(free):
+            if not text.startswith(pieces[start].canon + " "):
+                continue
+            run, joined = [start], pieces[start].canon
+            while len(joined) < len(text) and run[-1] + 1 in free:
+                run.append(run[-1] + 1)
+                joined = f"{joined} {pieces[run[-1]].canon}"
+            if joined == text:
+                found.append((w, run))
+                free.difference_update(run)
+                break
+    return found
 
 
 def _align_exact(old: Sequence[Unit], new: Sequence[Unit]) -> dict[int, int]:
