@@ -9,7 +9,6 @@ thread pool, so a slow query never blocks the event loop.
 
 from __future__ import annotations
 
-import json
 import mimetypes
 import re
 import uuid
@@ -37,8 +36,9 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import store
 from monitor.detect import SEVERITY
+from monitor.render import change_title
 from monitor.store import Change, Check, Snapshot, SourceState, Version
-from monitor.watchlist import Source, Watchlist
+from monitor.watchlist import Commitment, Source, Watchlist
 
 PAGE_SIZE = 50
 MAX_LIMIT = 500
@@ -151,9 +151,10 @@ class ChangeFilter:
                    limit=_int_param("limit", values["limit"], 1, MAX_LIMIT) or PAGE_SIZE)
 
     def params(self, **changes: Any) -> dict[str, str]:
-        """The non-empty query parameters of this filter, with ``changes`` applied."""
+        """The query string of this filter (defaults left out), with ``changes`` applied."""
         values = {"source": self.source, "company": self.company, "status": self.status,
-                  "before_id": self.before_id, **changes}
+                  "before_id": self.before_id,
+                  "limit": self.limit if self.limit != PAGE_SIZE else None, **changes}
         return {k: str(v) for k, v in values.items() if v is not None}
 
 
@@ -225,13 +226,14 @@ class Health:
         return "failing" if self.state.failing_streak else "ok"
 
     @property
-    def sort_key(self) -> tuple[int, int, str, str]:
-        """Failing sources first (longest streak first), then never checked, then the rest."""
+    def sort_key(self) -> tuple[int, int, bool, str, str]:
+        """Failing sources first (longest streak first), then never checked, then the rest;
+        sources no longer in the watchlist last within each group."""
         streak = self.state.failing_streak if self.state else 0
         rank = {"failing": 0, "never checked": 1, "ok": 2}[self.status]
-        source = self.source
-        return (rank, -streak, source.company if source else "~", source.title if source
-                else self.source_id)
+        if self.source is None:
+            return (rank, -streak, True, "", self.source_id)
+        return (rank, -streak, False, self.source.company, self.source.title)
 
     def as_json(self) -> dict[str, Any]:
         state = self.state
@@ -297,20 +299,15 @@ def iso(moment: datetime | None) -> str | None:
 
 
 def headline(change: Change, source: Source | None) -> str:
-    """'[WEAKENED] OpenAI · Usage Policies · No military use': what a reader scans for."""
-    what = change.commitment_title or abbreviate(change.after or change.before or change.key)
+    """'[WEAKENED] OpenAI · Usage Policies · No military use', worded like the alert subjects."""
     parts = [source.company, source.title] if source else [change.source_id]
-    return f"[{change.status.upper()}] {' · '.join([*parts, what])}"
-
-
-def abbreviate(sentence: str, width: int = 80) -> str:
-    return sentence if len(sentence) <= width else sentence[:width - 1].rstrip() + "…"
+    return f"[{change.status.upper()}] {' · '.join([*parts, change_title(change)])}"
 
 
 # --- HTML pages ----------------------------------------------------------------------------------
 
 
-def render(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
+def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
     context["watchlist"] = request.app.state.watchlist
     return request.app.state.templates.TemplateResponse(request, template, context,
                                                         status_code=status_code)
@@ -327,7 +324,7 @@ def timeline(request: Request) -> Response:
         changes, next_before = find_changes(session, query, watchlist)
     older = query.params(before_id=next_before) if next_before else None
     feed = feed_url(request, query)
-    return render(request, "timeline.html", changes=changes, query=query, older=older,
+    return page(request, "timeline.html", changes=changes, query=query, older=older,
                   feed=feed, sources={s.id: s for s in watchlist.sources},
                   companies=sorted({s.company for s in watchlist.sources}))
 
@@ -346,14 +343,14 @@ def change_page(request: Request) -> Response:
         change = get_change(session, request.path_params["change_id"])
         alert = session.get(store.Alert, change.alert_id) if change.alert_id else None
     source = find_source(request.app.state.watchlist, change.source_id)
-    return render(request, "change.html", change=change, source=source, alert=alert,
+    return page(request, "change.html", change=change, source=source, alert=alert,
                   title=headline(change, source))
 
 
 def sources_page(request: Request) -> Response:
     with open_session(request) as session:
         rows = source_health(session, request.app.state.watchlist)
-    return render(request, "sources.html", rows=rows)
+    return page(request, "sources.html", rows=rows)
 
 
 def source_page(request: Request) -> Response:
@@ -363,7 +360,8 @@ def source_page(request: Request) -> Response:
         state = session.get(SourceState, source_id)
         changes = list(session.exec(
             select(Change).where(Change.source_id == source_id)
-            .order_by(col(Change.id).desc()).limit(SOURCE_HISTORY)))
+            .order_by(col(Change.detected_at).desc(), col(Change.id).desc())
+            .limit(SOURCE_HISTORY)))
         checks = list(session.exec(
             select(Check).where(Check.source_id == source_id)
             .order_by(col(Check.started_at).desc()).limit(RECENT_CHECKS)))
@@ -373,13 +371,13 @@ def source_page(request: Request) -> Response:
             .order_by(col(Version.id).desc()).limit(RECENT_CHECKS)))
     if source is None and state is None and not changes:
         raise HTTPException(404, f"there is no source {source_id!r} in the watchlist or the store")
-    return render(request, "source.html", source_id=source_id, source=source,
+    return page(request, "source.html", source_id=source_id, source=source,
                   health=Health(source_id, source, state), changes=changes, checks=checks,
                   versions=versions, commitments=commitment_histories(source, changes))
 
 
 def commitment_histories(source: Source | None,
-                         changes: Sequence[Change]) -> list[tuple[Any, list[Change]]]:
+                         changes: Sequence[Change]) -> list[tuple[Commitment, list[Change]]]:
     """Each configured commitment with its changes, newest first; the first is its status."""
     if source is None:
         return []
@@ -393,7 +391,7 @@ def error_page(request: Request, exc: Exception) -> Response:
     assert isinstance(exc, HTTPException)
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
-    return render(request, "error.html", status_code=exc.status_code,
+    return page(request, "error.html", status_code=exc.status_code,
                   status=exc.status_code, detail=exc.detail)
 
 
@@ -454,7 +452,7 @@ def atom_response(request: Request, query: ChangeFilter, title: str) -> Response
         changes, _ = find_changes(session, query, watchlist)
     html_url = str(request.url_for("timeline").include_query_params(**query.params()))
     feed = atom_feed(request, changes, title=title, html_url=html_url,
-                     feed_key="feed:" + json.dumps(query.params(), sort_keys=True))
+                     feed_key=f"feed:{query.source or ''}:{query.company or ''}")
     return Response(feed, media_type=ATOM_TYPE)
 
 
@@ -517,7 +515,7 @@ def api_changes(request: Request) -> Response:
         changes, next_before = find_changes(session, query, watchlist)
     following = None
     if next_before:
-        params = query.params(before_id=next_before, limit=query.limit)
+        params = query.params(before_id=next_before)
         following = str(request.url_for("api_changes").include_query_params(**params))
     return JSONResponse({"changes": [store.change_json(c) for c in changes], "next": following})
 
