@@ -351,6 +351,23 @@ def test_commitment_without_changes_reads_unchanged(client: TestClient, sqlite_e
     assert rows[1].select(".status")[0].get_text() == "unchanged"
 
 
+def test_a_source_dropped_from_the_watchlist_keeps_its_history(
+        client: TestClient, sqlite_engine: Engine) -> None:
+    with store.session(sqlite_engine) as s:
+        s.add(Change(source_id="retired-policy", key="s:1", status="removed", reason="gone",
+                     before="We will never do that.", url="https://retired.example/",
+                     detected_at=T0))
+        s.add(SourceState(source_id="retired-policy", last_checked_at=T0,
+                          last_outcome="changed"))
+        s.commit()
+    rows = soup(client.get("/sources").text).select("table.health tbody tr")
+    assert "retired-policy (not in the watchlist)" in rows[-1].get_text(" ", strip=True)
+    page = client.get("/sources/retired-policy")
+    assert page.status_code == 200
+    assert "No longer in the watchlist." in page.text
+    assert "We will never do that." in client.get("/?source=retired-policy").text
+
+
 def test_unknown_source_is_a_404(client: TestClient) -> None:
     response = client.get("/sources/nope")
     assert response.status_code == 404
