@@ -232,3 +232,11 @@ def test_expand_vars_reads_the_environment_only_when_asked() -> None:
     assert watchlist.expand_vars("slack://${TOKENS}/#x", {"TOKENS": "a/b/c"}) == "slack://a/b/c/#x"
     with pytest.raises(KeyError):
         watchlist.expand_vars("slack://${MISSING}/#x", {})
+
+
+def test_the_readme_watchlist_example_is_valid() -> None:
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## Watchlist\n", 1)[1]
+    example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
+    loaded = watchlist.parse(example, name="README.md", environ=EXAMPLE_ENV)
+    assert loaded.source("anthropic-rsp").commitments[0].id == "pause-if-unsafe"
