@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from monitor import fetch, notify, pipeline, store
 from monitor import watchlist as watchlist_module
 from monitor.errors import WatchlistError
-from monitor.watchlist import Watchlist
+from monitor.watchlist import Source, Watchlist
 
 logger = logging.getLogger(__name__)
 
@@ -107,6 +107,7 @@ class Service:
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=workers)}, timezone=UTC)
         self._lock = threading.Lock()  # one reload at a time (the job, or a caller)
+        self._stopping = threading.Event()
         self._stamp: _FileStamp | None = None
         self._digest: str | None = None
         self._client: httpx.Client | None = None
@@ -141,7 +142,11 @@ class Service:
         self._scheduler.resume()
 
     def stop(self) -> None:
-        """Stop scheduling and wait for the checks in flight to finish (their results are kept)."""
+        """Stop scheduling and wait for the checks in flight to finish (their results are kept).
+
+        Runs already queued for a worker thread but not started are dropped: the pool would
+        otherwise run them all before letting the process exit."""
+        self._stopping.set()
         if self._scheduler.running:
             self._scheduler.shutdown(wait=True)
         for client in (*self._retired, self._client):
@@ -191,9 +196,9 @@ class Service:
         old, self.watchlist = self.watchlist, new
         if old is None or old.defaults != new.defaults:
             self._renew_client(new)
-        wanted = {source.id: self._trigger_settings(new, source.id) for source in new.sources}
+        wanted = {source.id: _trigger_settings(new, source) for source in new.sources}
         current = {} if old is None else {
-            source.id: self._trigger_settings(old, source.id) for source in old.sources}
+            source.id: _trigger_settings(old, source) for source in old.sources}
         for source_id in current.keys() - wanted.keys():
             self._scheduler.remove_job(f"check:{source_id}")
         changed = {source_id: settings for source_id, settings in wanted.items()
@@ -207,11 +212,6 @@ class Service:
                         self.path, len(wanted), len(wanted.keys() - current.keys()),
                         len(current.keys() - wanted.keys()),
                         len(changed.keys() & current.keys()))
-
-    @staticmethod
-    def _trigger_settings(watchlist: Watchlist, source_id: str) -> tuple[timedelta, float]:
-        interval = watchlist.interval(watchlist.source(source_id))
-        return interval, interval.total_seconds() * watchlist.defaults.jitter
 
     def _schedule(self, source_id: str, interval: timedelta, jitter: float,
                   first: datetime) -> None:
@@ -242,6 +242,8 @@ class Service:
     # --- jobs -----------------------------------------------------------------------------------
 
     def _check(self, source_id: str) -> None:
+        if self._stopping.is_set():
+            return
         watchlist, client, gate = self.watchlist, self._client, self._gate
         assert watchlist is not None and client is not None
         try:
@@ -253,6 +255,8 @@ class Service:
 
     def _deliver(self) -> None:
         assert self.watchlist is not None
+        if self._stopping.is_set():
+            return
         report = notify.deliver_pending(self.engine, self.watchlist, worker=self.worker)
         if report.sent or report.failed or report.expired:
             logger.info("alerts: %d sent, %d failed, %d expired", report.sent, report.failed,
@@ -267,6 +271,12 @@ class Service:
             return None
         return _FileStamp(stat.st_mtime_ns, stat.st_size)
 
+
+
+def _trigger_settings(watchlist: Watchlist, source: Source) -> tuple[timedelta, float]:
+    """What a source's job depends on: its interval, and its jitter in seconds."""
+    interval = watchlist.interval(source)
+    return interval, interval.total_seconds() * watchlist.defaults.jitter
 
 
 def _digest(text: str) -> str:
