@@ -170,6 +170,8 @@ class _Comparison:
             return self._finding("removed", sentence_key(unit.text), [unit], [],
                                  _removed_reason(unit))
         counterpart = self.new.units[j]
+        if unit.canon == counterpart.canon and unit.section == counterpart.section:
+            return None                      # the common case, decided before any regex runs
         if j in self.claimed_new or not (is_commitment(unit) or is_commitment(counterpart)):
             return None
         return self._changed(sentence_key(unit.text), [unit], [counterpart])

@@ -53,6 +53,8 @@ QUALIFIERS = _words("at a minimum", "always", "all", "every", "only", "strong",
                     "rigorous(?:ly)?", "substantially", "fully", "promptly", "immediately",
                     "unredacted", "independent", "publicly", "explicitly")
 LIST_WORDS = frozenset({"and", "or"})
+FUNCTION_WORDS = frozenset({"and", "the", "for", "any", "our", "its", "with", "from", "into",
+                            "other", "such", "including"})
 
 # (stronger wording, weaker wording, what the swap is called)
 REPLACEMENTS: tuple[tuple[str, str, str], ...] = (
@@ -98,7 +100,8 @@ DURATION = re.compile(
     rf"|\b(?P<cadence>{'|'.join(CADENCES)})\b"
 )
 REFERENCE = re.compile(r"\b(?:section|sections|sec|article|clause|paragraph|appendix|annex|part|"
-                       r"table|figure|schedule|chapter|step|tier|level|footnote)\s+[\d.]+[a-z]?\b")
+                       r"table|figure|schedule|chapter|step|tier|level|footnote)\s+"
+                       r"(?:[a-z]\.?)?\d+(?:\.\d+)*[a-z]?\b")
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
           "october", "november", "december")
 DATE = re.compile(rf"\b(?P<month>{'|'.join(MONTHS)})\s+(?P<day>\d{{1,2}})\s*,?\s*"
@@ -166,8 +169,9 @@ def _changed_chunks(before: str, after: str) -> list[Chunk]:
     old, new = before.split(), after.split()
     matcher = SequenceMatcher(None, [canonical(w) for w in old], [canonical(w) for w in new],
                               autojunk=False)
-    return [Chunk(" ".join(old[i1:i2]), " ".join(new[j1:j2]), " ".join(old[:i1]))
-            for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+    chunks = [Chunk(" ".join(old[i1:i2]), " ".join(new[j1:j2]), " ".join(old[:i1]))
+              for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+    return [c for c in chunks if canonical(c.removed) != canonical(c.added)]
 
 
 def _count(pattern: re.Pattern[str], text: str) -> int:
@@ -308,6 +312,8 @@ def _is_list_element(chunk: Chunk) -> bool:
     words = canonical(text).split()
     if not words or len(words) > 8 or not chunk.context.rstrip().endswith(","):
         return False
+    if not any(len(w) > 2 and w not in FUNCTION_WORDS for w in words):
+        return False                         # "or", "of the": a rephrasing, not an element
     return text.endswith(",") or words[0] in LIST_WORDS
 
 

@@ -31,6 +31,7 @@ COMMITMENT_LANGUAGE = re.compile(r"\b(?:" + "|".join((
 
 RATIO_CUTOFF = 62.0          # fuzz.ratio for two versions of one sentence
 CONTAINMENT_CUTOFF = 90.0    # token_set_ratio when one version adds or drops a clause
+CONTAINED_SHARE = 0.45      # ... and the shorter version keeps this share of the words
 SHORT_UNIT_CUTOFF = 80.0     # a list item of a few words pairs only with a near twin
 QUOTE_CUTOFF = 82.0          # a configured quote found with small edits
 
@@ -151,7 +152,8 @@ def _candidates(text: str, choices: list[str], indices: list[int]) -> list[tuple
     if words >= 6:
         for _, score, k in process.extract(text, choices, scorer=fuzz.token_set_ratio,
                                            score_cutoff=CONTAINMENT_CUTOFF, limit=3):
-            if choices[k].count(" ") >= 5:     # containment only between real sentences
+            shorter, longer = sorted((words, choices[k].count(" ") + 1))
+            if shorter >= 6 and shorter >= CONTAINED_SHARE * longer:   # a clause, not a phrase
                 found[indices[k]] = max(found.get(indices[k], 0.0), score * 0.9)
     return list(found.items())
 

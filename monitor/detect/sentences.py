@@ -10,6 +10,7 @@ A regex splitter with an abbreviation list rather than pysbd: pysbd needs about 
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import re
 import unicodedata
@@ -36,6 +37,7 @@ NUMBER_ABBREVIATIONS = frozenset({"no", "nos", "sec", "secs", "art", "arts", "p"
 BOUNDARY = re.compile(r"[.!?]+[\"')\]]*\s+(?=[\"'(\[]*[A-Z0-9§])")
 """Where a sentence may end: terminal punctuation, closing quotes/brackets, space, a capital."""
 
+WORD = re.compile(r"\w+")
 NUMBERING = re.compile(
     r"^\s*(?:\d+(?:\.\d+)+\.?|\d+[.)]|\(\d+\)|\(?[a-zA-Z][.)]|\([ivxlIVXL]+\)|[ivxlIVXL]+[.)])\s+"
 )
@@ -69,17 +71,18 @@ class Unit:
         return SECTION_SEPARATOR.join(self.section)
 
 
-CONTRACTIONS = ((re.compile(r"\bwon['’]t\b"), "will not"), (re.compile(r"\bcan['’]t\b"), "cannot"),
-                (re.compile(r"n['’]t\b"), " not"))
+CONTRACTIONS = re.compile(r"\b(won|can)['’]t\b|n['’]t\b")
+EXPANSIONS = {"won": "will not", "can": "cannot"}
 
 
+@functools.lru_cache(maxsize=65536)
 def canonical(text: str) -> str:
     """Casefolded words only: quotes, dashes, punctuation, numbering, spacing and contractions
     ("won't" = "will not") never matter."""
     text = NUMBERING.sub("", unicodedata.normalize("NFKC", text), count=1).casefold()
-    for contraction, expansion in CONTRACTIONS:
-        text = contraction.sub(expansion, text)
-    return " ".join(re.findall(r"\w+", text))
+    if "'" in text or "’" in text:
+        text = CONTRACTIONS.sub(lambda m: EXPANSIONS[m[1]] if m[1] else " not", text)
+    return " ".join(WORD.findall(text))
 
 
 def sentence_key(text: str) -> str:
