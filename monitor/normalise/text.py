@@ -29,6 +29,7 @@ RELATIVE_DATE = re.compile(
     re.IGNORECASE,
 )
 """'Updated 3 days ago', 'Last updated: 2 hours ago', '5 minutes ago': the page's age, not text."""
+RELATIVE_WORDS = ("ago", "today", "yesterday", "just now")
 
 BULLET = re.compile(
     r"^(?:[\u2022\u00b7\u25aa\u25ab\u25e6\u2023\u2043\u25cf\u25cb\u25a0\u25a1\u2219*+-]"
@@ -44,6 +45,9 @@ def fold(text: str) -> str:
 
 
 def drop_relative_dates(text: str) -> str:
+    lowered = text.lower()
+    if not any(word in lowered for word in RELATIVE_WORDS):  # skip the regex for most lines
+        return text
     stripped = RELATIVE_DATE.sub(" ", text)
     return text if stripped == text else " ".join(stripped.split())
 
