@@ -153,6 +153,13 @@ def test_hidden_and_screen_reader_text_is_dropped() -> None:
     assert text_of(html) == "We will not sell data."
 
 
+def test_widgets_such_as_language_pickers_and_menus_are_chrome() -> None:
+    html = ("<main><p>We will not sell data.</p></main><div><ul role='listbox'>"
+            "<li role='option'>English</li><li role='option'>Deutsch</li></ul>"
+            "<div role='menu'><a>Settings</a></div><div role='toolbar'>Share</div></div>")
+    assert text_of(html) == "We will not sell data."
+
+
 def test_forms_keep_their_text_but_lose_their_controls() -> None:
     html = ("<form><p>We will notify you.</p><input value='x'><button>Submit</button>"
             "<select><option>English</option></select></form>")

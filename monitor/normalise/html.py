@@ -26,7 +26,8 @@ ICON_TAGS = frozenset({"span", "i", "a", "em", "b", "small", "sup", "abbr"})
 """aria-hidden counts only on these inline elements: some sites set it on the container of the
 whole page while a dialog is open (Meta's policy pages do)."""
 CHROME_TAGS = frozenset({"nav", "aside"})
-CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "dialog"})
+CHROME_ROLES = frozenset({"navigation", "banner", "contentinfo", "search", "dialog", "alertdialog",
+                          "listbox", "menu", "menubar", "toolbar"})
 CHROME_IDS = frozenset({"onetrust-consent-sdk", "cybotcookiebotdialog"})
 CHROME_MARKERS = ("cookie-banner", "cookie-consent", "cookie-notice", "cc-window", "skip-link",
                   "skip-to-content")
