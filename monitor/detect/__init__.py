@@ -113,6 +113,7 @@ class _Comparison:
         self.paired_new = set(self.pairs.values()) | self.alignment.reflowed_new
         self.claimed_old: set[int] = set()
         self.claimed_new: set[int] = set()
+        self.old_headings = {canonical(h) for u in old for h in u.section}
         self.new_headings = {canonical(h) for u in new for h in u.section}
         self.removed_keys = {r if r.startswith("s:") else sentence_key(r) for r in removed_before}
         self.removed_texts = {canonical(r): r for r in removed_before if not r.startswith("s:")}
@@ -207,13 +208,15 @@ class _Comparison:
         return None
 
     def _moved(self, old: Unit, new: Unit) -> str | None:
-        """A move between two sections that both exist; a renamed heading moves nothing."""
+        """A move between two sections that exist in both versions; a renamed heading or a new
+        sub-section moves nothing."""
         if same_section(old, new):
             return None
         old_last = canonical(old.section[-1]) if old.section else ""
         new_last = canonical(new.section[-1]) if new.section else ""
-        if old_last == new_last or old_last not in self.new_headings:
-            return None
+        if old_last == new_last or old_last not in self.new_headings \
+                or new_last not in self.old_headings:
+            return None                      # renamed or newly created sections: a restructure
         if fuzz.ratio(old_last, new_last) >= 85:
             return None
         return f'moved from "{old.path or "(top)"}" to "{new.path or "(top)"}"'

@@ -97,6 +97,7 @@ _NUMBER = r"\d+(?:\.\d+)?|" + "|".join(sorted(NUMBER_WORDS, key=len, reverse=Tru
 DURATION = re.compile(
     rf"\b(?P<low>{_NUMBER})(?:\s*(?:-|to|or)\s*(?P<high>{_NUMBER}))?\s*-?\s*"
     r"(?:calendar |business |working )?(?P<unit>hour|day|week|month|quarter|year)s?\b"
+    r"(?!\s+(?:old|of age))"                  # an age is not a deadline
     rf"|\b(?P<cadence>{'|'.join(CADENCES)})\b"
 )
 REFERENCE = re.compile(r"\b(?:section|sections|sec|article|clause|paragraph|appendix|annex|part|"
@@ -134,9 +135,15 @@ def judge(before: str, after: str) -> Verdict | None:
     return "reworded", _wording_reason(ops)
 
 
+EMAIL = re.compile(r"\[email(?:&#160;|\s)protected\]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
+"""An address, or Cloudflare's "[email protected]" stand-in for one, which flaps between fetches."""
+
+
 def _masked(text: str) -> str:
-    """Canonical text without cross-reference numbers ("Section 3.2"), which renumbering moves."""
-    return canonical(REFERENCE.sub(lambda m: m.group(0).split()[0], text.casefold()))
+    """Canonical text without what changes between fetches or renumberings, not in meaning:
+    cross-reference numbers ("Section 3.2") and e-mail addresses."""
+    text = EMAIL.sub("email", text.casefold())
+    return canonical(REFERENCE.sub(lambda m: m.group(0).split()[0], text))
 
 
 def word_diff(before: str, after: str) -> Diff:

@@ -21,7 +21,8 @@ from monitor.detect.sentences import Unit, canonical, split_sentences
 COMMITMENT_LANGUAGE = re.compile(r"\b(?:" + "|".join((
     r"will", r"shall", r"must", r"never", r"commit(?:s|ted|ment|ments)?",
     r"pledge[sd]?", r"promise[sd]?", r"guarantee[sd]?", r"prohibit(?:s|ed|ion)?", r"forbidden",
-    r"not (?:permitted|allowed)", r"disallow(?:ed)?", r"may not", r"(?:you|users?) cannot",
+    r"not (?:permitted|allowed)", r"disallow(?:ed)?", r"may not", r"should not",
+    r"(?:you|users?) cannot",
     r"do not", r"does not", r"agrees? not to", r"(?:is|are) required to",
     r"only (?:if|after|when|once|with)", r"we (?:aim|strive|intend|endeavou?r|seek)",
     r"refrain", r"in no event", r"(?:make|grant) exceptions?", r"exceptions? to",
