@@ -213,6 +213,18 @@ def test_invalid_bytes_do_not_crash_normalisation() -> None:
     assert doc.text.startswith("We will") and doc.text.endswith("not sell data.")
 
 
+def test_unknown_declared_charset_falls_back_to_detection() -> None:
+    doc = normalise(result(b"<p>We will not.</p>", charset="no-such-codec"), source())
+    assert doc.text == "We will not."
+
+
+def test_deeply_nested_markup_is_read_or_refused_with_a_clear_error() -> None:
+    assert text_of("<div>" * 800 + "We will not." + "</div>" * 800) == "We will not."
+    with pytest.raises(NormaliseError) as caught:
+        text_of("<span>" * 5000 + "We will not." + "</span>" * 5000)
+    assert caught.value.kind == "too_deep"
+
+
 def test_plain_text_paragraphs_are_joined_and_lists_kept() -> None:
     body = "# Policy\n\nWe will not\nsell data.\n\n1. Pause training\n2. Publish results\n"
     doc = normalise(result(body, "text/plain"), source())

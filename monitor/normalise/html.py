@@ -36,6 +36,7 @@ skip links (matched in Python rather than by CSS: one pass over a 1 MB page, not
 
 HEADINGS = {"h1": 1, "h2": 2, "h3": 3, "h4": 4, "h5": 5, "h6": 6}
 LISTS = frozenset({"ul", "ol", "menu", "dir"})
+SPECIAL_BLOCKS = frozenset({*HEADINGS, *LISTS, "li", "table"})
 BLOCKS = frozenset({
     "address", "article", "aside", "blockquote", "body", "caption", "center", "dd", "details",
     "div", "dl", "dt", "fieldset", "figcaption", "figure", "footer", "form", "header", "hgroup",
@@ -57,7 +58,12 @@ def extract(body: bytes, *, url: str, select: str | None = None, drop: Iterable[
         # One pass over the tree (bs4's find_all with a list of names is far slower).
         _decompose([tag for tag in region.descendants if type(tag) is Tag and
                     (tag.name in NON_CONTENT or noise(tag))])
-    lines = [line for region in regions for line in Walker().lines(region) if line]
+    try:
+        lines = [line for region in regions for line in Walker().lines(region) if line]
+    except RecursionError:
+        raise NormaliseError("too_deep", f"{url}: the HTML is nested too deeply to read "
+                             "(malformed markup?); point 'select' at the policy's own element"
+                             ) from None
     if not lines:
         where = f"the part selected by {select!r}" if select else "the page"
         raise NormaliseError("empty", f"{url}: {where} has no text; check the page in a browser "
@@ -127,19 +133,28 @@ class Walker:
             self.inline.clear()
 
     def block(self, node: Tag, depth: int) -> None:
+        # Plain containers and inline elements recurse right here (one stack frame per level
+        # of nesting), so only pages nested hundreds of levels deep hit the recursion limit.
         for child in node.children:
             if type(child) is NavigableString:
                 self.inline.append(child)
-            elif isinstance(child, Tag):
+            elif not isinstance(child, Tag):
+                continue
+            elif child.name in SPECIAL_BLOCKS:
                 self.element(child, depth)
+            elif child.name in BLOCKS:
+                self.flush()
+                self.block(child, depth)
+                self.flush()
+            elif child.name == "br":
+                self.flush()
+            else:
+                self.block(child, depth)
 
     def element(self, tag: Tag, depth: int) -> None:
         name = tag.name
-        if name not in BLOCKS:
-            if name == "br":
-                self.flush()
-            else:
-                self.block(tag, depth)
+        if name not in SPECIAL_BLOCKS:
+            self.block(tag, depth)
             return
         self.flush()
         if name in HEADINGS:
@@ -148,11 +163,8 @@ class Walker:
             self.list(tag, depth)
         elif name == "li":
             self.item(tag, depth)
-        elif name == "table":
-            self.table(tag)
         else:
-            self.block(tag, depth)
-            self.flush()
+            self.table(tag)
 
     def list(self, tag: Tag, depth: int) -> None:
         for child in tag.children:
