@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from monitor import __version__, notify, pipeline, scheduler, store
+from monitor import __version__, demo, export, notify, pipeline, scheduler, store
 from monitor import watchlist as watchlist_module
 from monitor.errors import WatchlistError
 from monitor.watchlist import Watchlist
@@ -347,3 +347,61 @@ def _when(moment: datetime | None) -> str:
 
 def _shorten(text: str, width: int = 240) -> str:
     return text if len(text) <= width else text[: width - 1] + "…"
+
+
+@main.command("demo")
+@click.option("--corpus", type=click.Path(path_type=Path),
+              help="Replay this directory, laid out as <service>/<document>/<stamp>.html|pdf "
+                   "(like ../shared/corpus), instead of the bundled Northwind AI history.")
+@click.option("--document", "documents", multiple=True, metavar="SERVICE/DOCUMENT",
+              help="Only this document of the history (repeatable).")
+@click.option("--ticks", type=click.IntRange(min=1),
+              help="Stop after N ticks. Default: when the history is exhausted.")
+@click.option("--interval", type=click.FloatRange(min=0), default=2.0, show_default=True,
+              metavar="SECONDS", help="Pause between ticks.")
+@click.option("--smtp", metavar="HOST:PORT",
+              help="Also email every alert through this SMTP server, e.g. 127.0.0.1:1025 for "
+                   "the compose profile's mailpit.")
+@click.pass_context
+def demo_command(ctx: click.Context, corpus: Path | None, documents: tuple[str, ...],
+                 ticks: int | None, interval: float, smtp: str | None) -> None:
+    """Replay a policy history on 127.0.0.1 through the real pipeline and show the alerts.
+
+    Needs no internet access and no watchlist. Each tick serves the next snapshot of every
+    document, checks them all, and prints each alert as it would be sent. The database is a
+    throwaway SQLite file unless --database is given on the command line (DATABASE_URL is
+    ignored, so a demo never writes into the service's database).
+    """
+    try:
+        mail = demo.parse_smtp(smtp) if smtp else None
+        history = demo.find_documents(corpus or demo.HISTORY, documents)
+    except (ValueError, demo.DemoError) as exc:
+        fail(str(exc))
+    explicit = ctx.parent is not None and ctx.parent.get_parameter_source(
+        "database_url") is click.core.ParameterSource.COMMANDLINE
+    settings = ctx.find_object(Settings)
+    with demo.database(settings.database_url if explicit and settings else None) as engine:
+        summary = demo.run(history, engine=engine, echo=click.echo, ticks=ticks,
+                           interval=interval, smtp=mail)
+    for line in summary.lines():
+        click.echo(line)
+
+
+@main.command("export")
+@click.argument("source_id")
+@click.argument("directory", type=click.Path(path_type=Path))
+@click.option("--format", "output_format", type=click.Choice(["git"]), default="git",
+              show_default=True, help="git: one commit per version, dated at its fetch time.")
+@pass_settings
+def export_command(settings: Settings, source_id: str, directory: Path, output_format: str) -> None:
+    """Write SOURCE_ID's version history to DIRECTORY, to cite and diff with standard tools.
+
+    DIRECTORY must be new, empty, or an earlier export of the same source (then only the
+    versions stored since are added).
+    """
+    try:
+        report = export.export_git(settings.engine(), source_id, directory)
+    except export.ExportError as exc:
+        fail(str(exc))
+    click.echo(f"{directory}: {report.added} new commits, {report.existing} already exported "
+               f"(git -C {directory} log --stat)")

@@ -7,9 +7,11 @@ from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 from sqlalchemy.engine import Engine
 
 from monitor import store
+from monitor.cli import main
 from monitor.export import ExportError, export_git
 
 T0 = datetime(2026, 2, 24, 10, 12, tzinfo=UTC)
@@ -126,3 +128,22 @@ def test_an_unknown_source_is_a_clear_error(engine: Engine, out: Path) -> None:
     with pytest.raises(ExportError, match="no stored versions of source 'nope'"):
         export_git(engine, "nope", out)
     assert not out.exists()
+
+
+def test_export_command_writes_the_repository(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path}/monitor.db"
+    engine = store.make_engine(url)
+    store.create_schema(engine)
+    add_version(engine, "lab-rsp", 3, T0)
+    engine.dispose()
+
+    args = ["--database", url, "export", "lab-rsp", "--format", "git", str(tmp_path / "export")]
+    first = CliRunner().invoke(main, args)
+    again = CliRunner().invoke(main, args)
+
+    assert first.exit_code == 0, first.output
+    assert "1 new commits, 0 already exported" in first.output
+    assert "0 new commits, 1 already exported" in again.output
+    refused = CliRunner().invoke(main, ["--database", url, "export", "lab-rsp", str(tmp_path)])
+    assert refused.exit_code == 2
+    assert "is not empty and is not a previous export" in refused.output
