@@ -284,8 +284,7 @@ def _refuse_bad_status(response: httpx.Response, gate: HostGate, deadline: float
     status = response.status_code
     url = redact(str(response.url))
     if status in (403, 429, 503):
-        _refuse_challenge(url, status, response.headers,
-                          _read_capped(response, CHALLENGE_READ, deadline))
+        _refuse_challenge(url, status, response.headers, _peek(response, deadline))
     retry_after = _retry_after(response.headers.get("retry-after"))
     if retry_after is not None:
         gate.defer(_host(str(response.url)), retry_after)
@@ -308,6 +307,14 @@ def _retry_after(value: str | None) -> float | None:
     except (TypeError, ValueError):
         return None
     return max(0.0, (when - store.utcnow()).total_seconds())
+
+
+def _peek(response: httpx.Response, deadline: float) -> bytes:
+    """The start of an error response, enough to recognise a challenge page (b"" if huge)."""
+    try:
+        return _read_capped(response, CHALLENGE_READ, deadline)
+    except FetchError:
+        return b""
 
 
 def _read_capped(response: httpx.Response, max_bytes: int, deadline: float) -> bytes:

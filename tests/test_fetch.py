@@ -211,6 +211,12 @@ def test_cloudflare_403_challenge_is_told_apart_from_a_plain_403(site: Site) -> 
     assert fetch_error(site.set("/q", Response("Forbidden", status=403))).kind == "http_status"
 
 
+def test_a_huge_403_is_still_an_http_status_error(site: Site) -> None:
+    url = site.set("/p", Response("x" * (fetch_module.CHALLENGE_READ + 10), status=403))
+    error = fetch_error(url)
+    assert (error.kind, error.status) == ("http_status", 403)
+
+
 def test_a_long_policy_that_mentions_captcha_is_not_a_challenge(site: Site) -> None:
     page = "<html><body>" + "<p>We use reCAPTCHA to stop abuse of our forms.</p>" * 600 + "</body>"
     assert get(site.set("/p", page)).media_type == "text/html"
