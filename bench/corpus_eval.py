@@ -49,25 +49,27 @@ class Score:
     health: int = 0
     noise: int = 0
     noise_alerts: int = 0
+    variants: int = 0
     expected: int = 0
     caught: int = 0
     unlabelled: int = 0
     misses: list[str] = field(default_factory=list)
 
     def add(self, other: Score) -> None:
-        for name in ("transitions", "alerts", "health", "noise", "noise_alerts", "expected",
-                     "caught", "unlabelled"):
+        for name in ("transitions", "alerts", "health", "noise", "noise_alerts", "variants",
+                     "expected", "caught", "unlabelled"):
             setattr(self, name, getattr(self, name) + getattr(other, name))
         self.misses.extend(other.misses)
 
     def row(self, name: str) -> str:
         return (f"{name:44} {self.transitions:5} {self.alerts:6} {self.health:6} "
-                f"{self.noise_alerts:3}/{self.noise:<3} {self.caught:3}/{self.expected:<3}"
+                f"{self.noise_alerts:3}/{self.noise:<3} {self.caught:3}/{self.expected:<3} "
+                f"{self.variants:4}"
                 + (f"  ({self.unlabelled} unlabelled)" if self.unlabelled else ""))
 
 
 HEADER = (f"{'document':44} {'trans':>5} {'alerts':>6} {'health':>6} {'noise':>7} {'caught':>7}"
-          "\n" + "-" * 82)
+          f" {'variant':>7}\n" + "-" * 90)
 
 
 def main() -> int:
@@ -91,7 +93,7 @@ def main() -> int:
         score = evaluate(name, snapshots, labels.get(name, {}), verbose=args.verbose)
         print(score.row(name))
         total.add(score)
-    print("-" * 82)
+    print("-" * 90)
     print(total.row("TOTAL"))
     for miss in total.misses:
         print("  " + miss)
@@ -137,6 +139,9 @@ def judge_transition(name: str, stamp: str, detection: Detection, label: dict[st
                      score: Score) -> None:
     if label is None:
         score.unlabelled += 1
+        return
+    if label["kind"] == "variant":
+        score.variants += 1
         return
     if label["kind"] == "noise":
         score.noise += 1

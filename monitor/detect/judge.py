@@ -74,6 +74,7 @@ REPLACEMENTS: tuple[tuple[str, str, str], ...] = (
     ("requirements", "recommendations", "binding -> aspirational"),
     ("requirements", "guidelines", "binding -> aspirational"),
     ("rules", "guidelines", "binding -> aspirational"),
+    ("consent", "manage", "consent -> opt-out"), ("consent", "opt out", "consent -> opt-out"),
     ("all", "some", "scope narrowed"), ("all", "certain", "scope narrowed"),
     ("all", "most", "scope narrowed"), ("all", "many", "scope narrowed"),
     ("every", "some", "scope narrowed"), ("any", "some", "scope narrowed"),
@@ -102,7 +103,8 @@ DURATION = re.compile(
 )
 REFERENCE = re.compile(r"\b(?:section|sections|sec|article|clause|paragraph|appendix|annex|part|"
                        r"table|figure|schedule|chapter|step|tier|level|footnote)\s+"
-                       r"(?:[a-z]\.?)?\d+(?:\.\d+)*[a-z]?\b")
+                       r"(?:[a-z]\.?)?\d+(?:\.\d+)*[a-z]?\b"
+                       r"(?:\s*(?:-|to|through|and)\s*(?:[a-z]\.?)?\d+(?:\.\d+)*[a-z]?\b)*")
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
           "october", "november", "december")
 DATE = re.compile(rf"\b(?P<month>{'|'.join(MONTHS)})\s+(?P<day>\d{{1,2}})\s*,?\s*"
@@ -282,7 +284,7 @@ def _swapped(old: str, new: str, strong: str, weak: str) -> bool:
 
 def _reverse(label: str) -> str:
     return {"verb downgrade": "verb upgrade", "binding -> aspirational": "aspirational -> binding",
-            "scope narrowed": "scope widened"}[label]
+            "scope narrowed": "scope widened", "consent -> opt-out": "opt-out -> consent"}[label]
 
 
 def qualifiers(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:

@@ -131,7 +131,8 @@ def split(text: str) -> list[Unit]:
 def _units(lines: list[str]) -> Iterator[Unit]:
     trail: list[tuple[int, str]] = []          # (heading level, heading text)
     leads: list[tuple[int, str]] = []          # (list depth, text an item at depth+1 hangs from)
-    last_paragraph = ""
+    paragraphs: list[str] = []                 # the last two paragraphs: a list's lead-in, often
+    #                                            under a bold pseudo-heading ("Do Not ...")
     for raw in lines:
         line = raw.rstrip()
         stripped = line.lstrip()
@@ -142,12 +143,12 @@ def _units(lines: list[str]) -> Iterator[Unit]:
             level = len(heading.group(1))
             trail = [(lvl, title) for lvl, title in trail if lvl < level]
             trail.append((level, heading.group(2).strip()))
-            leads, last_paragraph = [], ""
+            leads, paragraphs = [], []
         elif stripped.startswith("- ") or stripped == "-":
             depth = (len(line) - len(stripped)) // 2
             body = stripped[2:].strip()
             leads = [(d, t) for d, t in leads if d < depth]
-            lead = " ".join([last_paragraph, *(t for _, t in leads)]).strip()
+            lead = " ".join([*paragraphs, *(t for _, t in leads)]).strip()
             for sentence in split_sentences(body):
                 yield Unit(sentence, section, "item", lead)
             leads.append((depth, body))
@@ -156,6 +157,6 @@ def _units(lines: list[str]) -> Iterator[Unit]:
             if any(cells) and not all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
                 yield Unit(" | ".join(cells), section, "row")
         else:
-            leads, last_paragraph = [], stripped
+            leads, paragraphs = [], [*paragraphs[-1:], stripped]
             for sentence in split_sentences(stripped):
                 yield Unit(sentence, section)
