@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
 
 from monitor import watchlist
+from monitor.detect import detect
+from monitor.fetch import FetchResult
+from monitor.normalise import normalise
+from tests.conftest import CORPUS
 
 SEEDS = sorted((Path(__file__).resolve().parents[1] / "seeds").glob("*.yaml"))
 
@@ -70,3 +75,31 @@ def test_js_hosts_are_fetched_with_a_browser() -> None:
         host = source.url.split("/")[2]
         if host in ("openai.com", "x.ai", "llama.developer.meta.com"):
             assert source.fetch == "browser", source.id
+
+
+# Seed sources whose page the shared corpus holds (Open Terms Archive snapshots of the same URL).
+IN_CORPUS = {
+    "openai-usage": "openai/usage-policies",
+    "anthropic-aup": "anthropic/usage-policy",
+    "google-genai-pup": "google/generative-ai-prohibited-use-policy",
+    "xai-aup": "xai/acceptable-use-policy",
+    "meta-llama-aup": "meta/llama-api-acceptable-use-policy",
+}
+
+
+@pytest.mark.parametrize("source_id", sorted(IN_CORPUS))
+def test_seed_selector_and_quotes_match_the_latest_real_snapshot(source_id: str) -> None:
+    directory = CORPUS / IN_CORPUS[source_id]
+    if not directory.is_dir():
+        pytest.skip(f"the shared corpus is absent at {CORPUS}")
+    source = watchlist.load(watchlist.BUNDLED_WATCHLIST, environ={}).source(source_id)
+    latest = sorted(directory.glob("*.html"))[-1]
+    result = FetchResult(url=source.url, status=200, body=latest.read_bytes(),
+                         media_type="text/html", fetched_at=datetime.now(UTC), elapsed_ms=0,
+                         charset="utf-8")
+
+    text = normalise(result, source).text  # raises selector_empty if the selector is wrong
+    missing = [f.commitment_id for f in detect(None, text, source.commitments).findings
+               if f.status == "not_found"]
+
+    assert missing == [], f"{latest.name}: quotes not found"
