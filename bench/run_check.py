@@ -3,9 +3,10 @@
     python bench/run_check.py REPORT.json --watchlist W --database URL check
 
 The benchmark starts this as a child and reads the child's total CPU and peak RSS from wait4(); the
-report adds what only the inside can see: the CPU spent on start-up (interpreter and imports) and
-in delivery, and how many pages were normalised and compared. That last count is the proof that an
-unchanged (304 or same-hash) source is not parsed at all.
+report adds what only the inside can see: the CPU spent on start-up (interpreter and imports), in
+``pipeline.check_all`` (the per-source work a long-running daemon repeats) and in delivery, and how
+many pages were normalised and compared. That last count is the proof that an unchanged (304 or
+same-hash) source is not parsed at all.
 """
 
 from __future__ import annotations
@@ -52,12 +53,14 @@ def run(report: Path, cli_args: list[str]) -> int:
     cpu: Counter[str] = Counter()
     count_calls([normalise, pipeline], "normalise", counts)
     count_calls([detect, pipeline], "detect", counts)
+    count_calls([pipeline, cli], "check_all", counts, cpu)
     count_calls([notify, cli], "deliver_pending", counts, cpu)
     code = invoke(lambda: cli.main(cli_args, standalone_mode=False))
     report.write_text(json.dumps({
         "exit_code": code,
         "startup_cpu": imported,
         "total_cpu": cpu_seconds(),
+        "check_cpu": cpu["check_all"],
         "deliver_cpu": cpu["deliver_pending"],
         "normalised": counts["normalise"],
         "detected": counts["detect"],
