@@ -267,10 +267,6 @@ def _record_version(run: Run, result: FetchResult, document: Document, previous:
             for change in changes:
                 change.alert_id = alert.id
                 s.add(change)
-        if previous and _new_document(result, state):
-            _add_alert(s, run, "new_version", render.health_subject(
-                "new_version", run.source, "new version published"),
-                f"A new version was published at {result.url} (it was {state.url}).", check)
         _succeeded(s, run, state, result, check)
         state.version_id = version.id
         state.raw_sha256, state.config_hash = snapshot.sha256, config_hash(run.source)
@@ -310,7 +306,12 @@ def _record_failure(run: Run, error: SourceError) -> CheckSummary:
 
 def _succeeded(s: Session, run: Run, state: SourceState, result: FetchResult,
                check: Check) -> None:
-    """Update the source's memory after a successful fetch; report a recovery once."""
+    """Update the source's memory after a successful fetch; report a recovery once, and a
+    document that `follow` found at a new address (even when its text is the same)."""
+    if state.version_id and _new_document(result, state):
+        _add_alert(s, run, "new_version", render.health_subject(
+            "new_version", run.source, "new version published"),
+            f"A new version was published at {result.url} (it was {state.url}).", check)
     if state.health_alerted:
         _add_alert(s, run, "health_recovered",
                    render.health_subject("health_recovered", run.source, "checks succeed again"),

@@ -1,0 +1,374 @@
+"""The pipeline end to end over loopback: a local site serves versions of a policy page, a local
+SMTP server receives the alerts, on SQLite and PostgreSQL. Time is injected; nothing sleeps."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler
+
+import pytest
+from sqlalchemy.engine import Engine
+from sqlmodel import func, select
+
+from monitor import notify, pipeline, store
+from monitor.store import Alert, Change, Check, Delivery, Snapshot, SourceState, Version
+from monitor.watchlist import Commitment, Defaults, Source, Watchlist
+from tests.conftest import Response
+
+T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+MILITARY = "We will never allow our models to be used for military purposes."
+WEAKENED = "We may allow our models to be used for military purposes in limited circumstances."
+PROMO = '<div class="promo"><p>We will always answer within one day.</p></div>'
+FILLER = "\n".join(f"<p>Paragraph {i} explains how customers reach support and what the service "
+                   f"offers in region {i}.</p>" for i in range(8))
+
+
+def page(military: str | None = MILITARY, *, footer: str = "© 2025 Acme", wrap: str = " ",
+         extra: str = "") -> str:
+    sentence = f"<p>{military.replace(' ', wrap)}</p>" if military else ""
+    return f"""<html><head><title>Usage Policies</title></head><body>
+<nav><a href="/">Home</a> <a href="/about">About</a></nav>
+<main><h1>Usage Policies</h1><h2>Universal policies</h2>
+{sentence}
+<p>We commit to publishing a safety report before every frontier model release.</p>
+{extra}{FILLER}
+</main><footer>{footer}</footer></body></html>"""
+
+
+def make_watchlist(site, smtp, *, path: str = "/policy", quote: str = MILITARY[:-1],
+                   **source: object) -> Watchlist:
+    fields: dict[str, object] = dict(
+        id="acme-usage", company="Acme", title="Usage Policies", url=site.url(path),
+        drop=("footer", "nav"),
+        commitments=(Commitment(id="no-military", title="No military use", quote=quote),))
+    fields.update(source)
+    return Watchlist(defaults=Defaults(notify=("team",), host_gap=0.001, timeout=2,
+                                       failures_before_alert=2),
+                     channels={"team": (smtp.apprise_url(),)},
+                     sources=(Source(**fields),))  # type: ignore[arg-type]
+
+
+class Clock:
+    """An injected clock the test moves forward by hand."""
+
+    def __init__(self) -> None:
+        self.now = T0
+
+    def __call__(self) -> datetime:
+        return self.now
+
+    def advance(self, hours: float = 6) -> None:
+        self.now += timedelta(hours=hours)
+
+
+@pytest.fixture
+def clock() -> Clock:
+    return Clock()
+
+
+def check(watchlist: Watchlist, engine: Engine, clock: Clock) -> pipeline.CheckSummary:
+    clock.advance()
+    [summary] = pipeline.check_all(watchlist, engine=engine, now=clock, worker="test")
+    return summary
+
+
+def deliver(watchlist: Watchlist, engine: Engine, clock: Clock) -> notify.DeliveryReport:
+    return notify.deliver_pending(engine, watchlist, worker="test", now=clock)
+
+
+def count(engine: Engine, table: type) -> int:
+    with store.session(engine) as s:
+        return s.exec(select(func.count()).select_from(table)).one()
+
+
+def alerts(engine: Engine) -> list[Alert]:
+    with store.session(engine) as s:
+        return list(s.exec(select(Alert).order_by(Alert.id)))
+
+
+def test_baseline_is_silent_then_a_weakening_is_emailed_once(engine, site, smtp, clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)
+
+    first = check(watchlist, engine, clock)
+    deliver(watchlist, engine, clock)
+    assert (first.outcome, first.changes, smtp.mailbox.messages) == ("baseline", 0, [])
+
+    site.set("/policy", page(WEAKENED))
+    second = check(watchlist, engine, clock)
+    report = deliver(watchlist, engine, clock)
+
+    assert (second.outcome, second.changes, report.sent) == ("changed", 1, 1)
+    [message] = smtp.mailbox.messages
+    assert message["Subject"] == "[WEAKENED] Acme · Usage Policies · No military use"
+    with store.session(engine) as s:
+        [change] = store.recent_changes(s)
+    assert change.new_snapshot and change.old_snapshot and change.new_snapshot != \
+        change.old_snapshot
+    for body in (message.get_body(("plain",)).get_content(),
+                 message.get_body(("html",)).get_content()):
+        assert MILITARY in body and WEAKENED in body
+        assert change.new_snapshot[:12] in body and change.old_snapshot[:12] in body
+    assert deliver(watchlist, engine, clock).sent == 0
+
+
+def test_a_removed_commitment_subject_says_removed(engine, site, smtp, clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)
+    check(watchlist, engine, clock)
+
+    site.set("/policy", page(None))
+    assert check(watchlist, engine, clock).changes == 1
+    deliver(watchlist, engine, clock)
+
+    [message] = smtp.mailbox.messages
+    assert message["Subject"] == "[REMOVED] Acme · Usage Policies · No military use"
+    assert MILITARY in message.get_body(("plain",)).get_content()
+
+
+def test_a_mistyped_quote_is_reported_at_the_baseline(engine, site, smtp, clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp, quote="We will release every model weight to all")
+
+    summary = check(watchlist, engine, clock)
+    deliver(watchlist, engine, clock)
+
+    assert (summary.outcome, summary.changes) == ("baseline", 1)
+    [message] = smtp.mailbox.messages
+    assert message["Subject"] == "[NOT FOUND] Acme · Usage Policies · No military use"
+
+
+def test_cosmetic_changes_send_nothing_and_store_no_version(engine, site, smtp, clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)
+    check(watchlist, engine, clock)
+
+    site.set("/policy", page(wrap="\n   ", footer="© 2026 Acme Corporation, all rights reserved"))
+    summary = check(watchlist, engine, clock)
+    deliver(watchlist, engine, clock)
+
+    assert (summary.outcome, summary.changes) == ("unchanged", 0)
+    assert smtp.mailbox.messages == []
+    assert (count(engine, Version), count(engine, Snapshot), count(engine, Change)) == (1, 1, 0)
+
+
+def test_same_bytes_are_unchanged_and_a_304_is_not_modified(engine, site, smtp, clock) -> None:
+    body = page()
+
+    def conditional(handler: BaseHTTPRequestHandler) -> Response:
+        if handler.headers.get("If-None-Match") == '"v1"':
+            return Response(status=304, headers={"ETag": '"v1"'})
+        return Response(body, headers={"ETag": '"v1"'})
+
+    site.set("/plain", body)
+    site.set("/etag", conditional)
+    plain = make_watchlist(site, smtp, path="/plain")
+    etag = make_watchlist(site, smtp, path="/etag", id="acme-etag")
+
+    check(plain, engine, clock)
+    check(etag, engine, clock)
+    assert check(plain, engine, clock).outcome == "unchanged"
+    assert check(etag, engine, clock).outcome == "not_modified"
+    with store.session(engine) as s:
+        checks, _ = store.history(s, "acme-etag")
+    assert (checks[0].outcome, checks[0].http_status) == ("not_modified", 304)
+
+
+def test_a_500_is_a_failed_check_never_a_change(engine, site, smtp, clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)
+    check(watchlist, engine, clock)
+
+    site.set("/policy", Response("<h1>Internal Server Error</h1>", status=500))
+    summary = check(watchlist, engine, clock)
+    deliver(watchlist, engine, clock)
+
+    assert (summary.outcome, summary.changes) == ("failed", 0)
+    assert summary.error and summary.error.startswith("http_status:")
+    assert (count(engine, Change), smtp.mailbox.messages) == (0, [])
+    with store.session(engine) as s:
+        checks, _ = store.history(s, "acme-usage")
+    assert (checks[0].outcome, checks[0].error_kind, checks[0].http_status) == (
+        "failed", "http_status", 500)
+
+
+def test_a_timeout_is_a_failed_check(sqlite_url, site, smtp, clock) -> None:
+    engine = store.make_engine(sqlite_url)  # the failure path is the 500 test's; SQLite suffices
+    store.create_schema(engine)
+    site.set("/policy", page())
+    base = make_watchlist(site, smtp)
+    watchlist = base.model_copy(update={"defaults": base.defaults.model_copy(
+        update={"timeout": timedelta(seconds=0.3)})})
+    check(watchlist, engine, clock)
+
+    site.set("/policy", Response(page(None), delay=1))  # beyond the 0.3 s timeout
+    summary = check(watchlist, engine, clock)
+
+    assert summary.outcome == "failed"
+    assert (summary.error or "").startswith("timeout:")
+    assert count(engine, Change) == 0
+    engine.dispose()
+
+
+def test_failures_alert_once_at_the_threshold_and_once_on_recovery(engine, site, smtp,
+                                                                   clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)  # failures_before_alert=2
+    check(watchlist, engine, clock)
+
+    site.set("/policy", Response("down", status=500, content_type="text/plain"))
+    for _ in range(5):
+        check(watchlist, engine, clock)
+        deliver(watchlist, engine, clock)
+    site.set("/policy", page())
+    check(watchlist, engine, clock)
+    check(watchlist, engine, clock)
+    deliver(watchlist, engine, clock)
+
+    assert [a.kind for a in alerts(engine)] == ["health_failing", "health_recovered"]
+    subjects = [m["Subject"] for m in smtp.mailbox.messages]
+    assert subjects == ["[FAILING] Acme · Usage Policies · http_status",
+                        "[RECOVERED] Acme · Usage Policies · checks succeed again"]
+    assert "HTTP 500" in smtp.mailbox.messages[0].get_body(("plain",)).get_content()
+    with store.session(engine) as s:
+        state = s.get(SourceState, "acme-usage")
+    assert state is not None and (state.failing_streak, state.health_alerted) == (0, False)
+
+
+def test_a_collapsed_page_is_a_health_failure_and_keeps_the_version(engine, site, smtp,
+                                                                    clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)
+    check(watchlist, engine, clock)
+
+    site.set("/policy", "<html><body><main><h1>Usage Policies</h1><p>Something went wrong while "
+             "loading this page.</p></main></body></html>")
+    collapsed = check(watchlist, engine, clock)
+    site.set("/policy", page())
+    back = check(watchlist, engine, clock)
+
+    assert collapsed.outcome == "failed" and (collapsed.error or "").startswith("collapsed:")
+    assert back.outcome == "unchanged"
+    assert (count(engine, Change), count(engine, Version)) == (0, 1)
+
+
+def test_a_restarted_process_sees_the_history_and_sends_nothing_new(database_url, site, smtp,
+                                                                    clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)
+    first = store.make_engine(database_url)
+    store.create_schema(first)
+    check(watchlist, first, clock)
+    site.set("/policy", page(WEAKENED))
+    check(watchlist, first, clock)
+    deliver(watchlist, first, clock)
+    first.dispose()
+
+    restarted = store.make_engine(database_url)
+    store.create_schema(restarted)
+    summary = check(watchlist, restarted, clock)
+    deliver(watchlist, restarted, clock)
+    restarted.dispose()
+
+    assert summary.outcome == "unchanged"
+    assert len(smtp.mailbox.messages) == 1
+
+
+def test_a_source_leased_by_another_worker_is_skipped(engine, site, smtp, clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)
+    clock.advance()
+    assert store.acquire_lease(engine, "acme-usage", worker="replica-2", now=clock(),
+                               ttl=timedelta(minutes=10))
+
+    clock.advance(hours=0.1)  # six minutes later: the lease is still live
+    [summary] = pipeline.check_all(watchlist, engine=engine, now=clock, worker="test")
+
+    assert summary.outcome == "skipped"
+    assert (count(engine, Check), site.hits("/policy")) == (0, 0)
+
+
+def test_editing_drop_is_never_reported_as_a_change(engine, site, smtp, clock) -> None:
+    site.set("/policy", page(extra=PROMO))
+    watchlist = make_watchlist(site, smtp, discover=True)
+    check(watchlist, engine, clock)
+
+    edited = make_watchlist(site, smtp, discover=True, drop=("footer", "nav", ".promo"))
+    summary = check(edited, engine, clock)
+
+    assert (summary.outcome, summary.changes) == ("changed", 0)
+    assert count(engine, Change) == 0
+
+
+def test_renormalise_rebuilds_versions_silently(engine, site, smtp, clock) -> None:
+    site.set("/policy", page(extra=PROMO))
+    check(make_watchlist(site, smtp), engine, clock)
+    edited = make_watchlist(site, smtp, drop=("footer", "nav", ".promo"))
+
+    rebuilt = pipeline.renormalise(edited, engine=engine)
+    again = pipeline.renormalise(edited, engine=engine)
+    next_check = check(edited, engine, clock)
+
+    assert (rebuilt, again, next_check.outcome) == (1, 0, "unchanged")
+    with store.session(engine) as s:
+        _, versions = store.history(s, "acme-usage")
+    assert "within one day" not in versions[0].text and "within one day" in versions[1].text
+    assert (count(engine, Change), count(engine, Alert)) == (0, 0)
+
+
+def test_a_followed_link_to_a_new_document_is_announced(engine, site, smtp, clock) -> None:
+    def landing(href: str) -> str:
+        return f'<html><body><a class="doc" href="{href}">Current policy</a></body></html>'
+
+    site.set("/index", landing("/policy-2025"))
+    site.set("/policy-2025", page())
+    site.set("/policy-2026", page())
+    watchlist = make_watchlist(site, smtp, path="/index", follow="a.doc")
+    check(watchlist, engine, clock)
+
+    site.set("/index", landing("/policy-2026"))
+    check(watchlist, engine, clock)
+    deliver(watchlist, engine, clock)
+
+    [alert] = alerts(engine)
+    assert alert.kind == "new_version" and site.url("/policy-2026") in (alert.detail or "")
+    assert smtp.mailbox.messages[0]["Subject"].startswith("[NEW VERSION] Acme · Usage Policies")
+
+
+def test_one_broken_source_does_not_stop_the_others(engine, site, smtp, clock) -> None:
+    site.set("/policy", page())
+    site.set("/broken", Response("nope", status=404, content_type="text/plain"))
+    good = make_watchlist(site, smtp)
+    watchlist = good.model_copy(update={"sources": (
+        *good.sources, good.sources[0].model_copy(update={"id": "broken",
+                                                          "url": site.url("/broken")}))})
+    clock.advance()
+
+    summaries = pipeline.check_all(watchlist, engine=engine, now=clock, worker="test")
+
+    assert {s.source_id: s.outcome for s in summaries} == {"acme-usage": "baseline",
+                                                          "broken": "failed"}
+    assert all(s.line().startswith(s.source_id) for s in summaries)
+
+
+def test_every_alert_gets_one_delivery_per_target_in_the_same_commit(engine, site, smtp,
+                                                                     clock) -> None:
+    site.set("/policy", page())
+    base = make_watchlist(site, smtp, quote="A quote that is not on the page at all")
+    watchlist = base.model_copy(update={"channels": {
+        "team": (smtp.apprise_url(), smtp.apprise_url(to="legal@example.org"))}})
+
+    check(watchlist, engine, clock)
+
+    with store.session(engine) as s:
+        rows = list(s.exec(select(Delivery)))
+    assert len(rows) == 2 and {r.status for r in rows} == {"pending"}
+    assert all(smtp.apprise_url() not in r.target for r in rows)
+
+
+def test_summary_line_names_source_outcome_changes_and_error() -> None:
+    line = pipeline.CheckSummary("acme", "failed", 0, "timeout: too slow", 1234).line()
+    assert line == "acme: failed (timeout: too slow) [1234 ms]"
+    assert pipeline.CheckSummary("acme", "changed", 2, None, 5).line() == \
+        "acme: changed, 2 changes [5 ms]"
+
