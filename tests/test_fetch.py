@@ -34,20 +34,17 @@ def _fast_backoff(monkeypatch: pytest.MonkeyPatch) -> None:
     fetch_module.ROBOTS.clear()
 
 
-ARRIVALS: dict[str, list[float]] = {}
+class Timed:
+    """A route serving ``responses`` in turn (the last repeating) that notes when each request
+    arrived (monotonic clock)."""
 
+    def __init__(self, *responses: Response) -> None:
+        self.responses = list(responses)
+        self.arrivals: list[float] = []
 
-@pytest.fixture(autouse=True)
-def _record_arrivals(monkeypatch: pytest.MonkeyPatch) -> None:
-    """Note when each request reaches the site (monotonic clock), per path."""
-    ARRIVALS.clear()
-    original = Site._next
-
-    def stamped(self: Site, handler: BaseHTTPRequestHandler) -> Response | None:
-        ARRIVALS.setdefault(handler.path.split("?")[0], []).append(time.monotonic())
-        return original(self, handler)
-
-    monkeypatch.setattr(Site, "_next", stamped)
+    def __call__(self, handler: BaseHTTPRequestHandler) -> Response:
+        self.arrivals.append(time.monotonic())
+        return self.responses.pop(0) if len(self.responses) > 1 else self.responses[0]
 
 
 def defaults(**overrides: object) -> Defaults:
@@ -147,10 +144,10 @@ def test_503_is_retried_then_succeeds(site: Site) -> None:
 
 
 def test_429_retry_after_is_honoured(site: Site) -> None:
-    url = site.set("/p", [Response("slow down", status=429, headers={"Retry-After": "1"}),
-                          Response(POLICY)])
-    assert get(url).status == 200
-    first, second = ARRIVALS["/p"]
+    route = Timed(Response("slow down", status=429, headers={"Retry-After": "1"}),
+                  Response(POLICY))
+    assert get(site.set("/p", route)).status == 200
+    first, second = route.arrivals
     assert second - first >= 0.9
 
 
@@ -369,7 +366,8 @@ def test_follow_selector_matching_nothing_names_url_and_selector(site: Site) -> 
 
 
 def test_host_gate_spaces_requests_to_one_host(site: Site) -> None:
-    url = site.set("/p", POLICY)
+    route = Timed(Response(POLICY))
+    url = site.set("/p", route)
     gate = HostGate(gap=0.3)
     settings = defaults()
     with make_client(settings) as client:
@@ -379,7 +377,7 @@ def test_host_gate_spaces_requests_to_one_host(site: Site) -> None:
             thread.start()
         for thread in threads:
             thread.join()
-    arrivals = sorted(ARRIVALS["/p"])
+    arrivals = sorted(route.arrivals)
     assert len(arrivals) == 3
     gaps = [later - earlier for earlier, later in zip(arrivals, arrivals[1:], strict=False)]
     assert min(gaps) >= 0.3 * 0.9
