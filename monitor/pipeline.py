@@ -153,9 +153,11 @@ def renormalise(watchlist: Watchlist, *, engine: Engine) -> int:
 
 
 def config_hash(source: Source) -> str:
-    """What turns the same bytes into different text: when it changes, the bytes are re-read."""
+    """What turns the same bytes into different text or findings (selectors, normaliser, quotes):
+    when it changes, unchanged bytes are read again."""
     config = {"select": source.select, "drop": list(source.drop), "follow": source.follow,
-              "fetch": source.fetch, "normaliser": NORMALISER_VERSION}
+              "fetch": source.fetch, "normaliser": NORMALISER_VERSION,
+              "quotes": [[c.id, c.quote] for c in source.commitments]}
     return store.sha256(json.dumps(config, sort_keys=True))
 
 
@@ -168,6 +170,7 @@ def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> Check
         state = s.get(SourceState, source.id) or SourceState(source_id=source.id)
         previous = s.get(Version, state.version_id) if state.version_id else None
         removed = store.removed_sentences(s, source.id)
+        reported_missing = store.reported_missing(s, source.id)
     validators = fetch.Validators(state.etag, state.last_modified, state.url) if previous else None
     result = fetch.fetch(source, run.watchlist.defaults, client=client, previous=validators,
                          gate=gate, now=run.now)
@@ -177,16 +180,28 @@ def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> Check
     if previous and same_config and store.sha256(result.body) == state.raw_sha256:
         return _record_quiet(run, result, "unchanged")
     document = normalise.normalise(result, source)
+    # A watchlist edit may add quotes: report at once those the page does not contain.
+    missing = [] if same_config else _missing_quotes(source, document.text, reported_missing)
     if previous and store.sha256(document.text) == previous.text_sha256 \
             and previous.normaliser_version == NORMALISER_VERSION:
-        return _record_quiet(run, result, "unchanged")
+        if not missing:
+            return _record_quiet(run, result, "unchanged")
+        return _record_version(run, result, document, previous, missing, same_text=True)
     old_text = _comparable_text(run, previous, same_config)
     detection = detect(old_text, document.text, source.commitments, discover=source.discover,
                        removed_before=removed)
     if detection.collapsed:
         raise NormaliseError("collapsed", f"{result.url}: {detection.collapsed}; the previous "
                              "version is kept and compared with the next fetch")
-    return _record_version(run, result, document, previous, detection.findings)
+    keys = {f.key for f in detection.findings}
+    findings = [*detection.findings, *(f for f in missing if f.key not in keys)]
+    return _record_version(run, result, document, previous, findings)
+
+
+def _missing_quotes(source: Source, text: str, reported: set[str]) -> list[Finding]:
+    """Configured quotes not in the text and never reported missing before (new or edited)."""
+    baseline = detect(None, text, source.commitments)
+    return [f for f in baseline.findings if f.status == "not_found" and f.key not in reported]
 
 
 def _comparable_text(run: Run, previous: Version | None, same_config: bool) -> str | None:
@@ -246,16 +261,23 @@ def _record_quiet(run: Run, result: FetchResult, outcome: str) -> CheckSummary:
 
 
 def _record_version(run: Run, result: FetchResult, document: Document, previous: Version | None,
-                    findings: Sequence[Finding]) -> CheckSummary:
-    """A new text: store the snapshot, the version, the changes and their alert, all at once."""
-    outcome = "changed" if previous else "baseline"
+                    findings: Sequence[Finding], *, same_text: bool = False) -> CheckSummary:
+    """A new text (or, with ``same_text``, new findings on the current one): store the snapshot,
+    the version, the changes and their alert, all at once."""
+    outcome = "unchanged" if same_text else "changed" if previous else "baseline"
     with store.session(run.engine) as s:
         state = _locked_state(s, run)
         if state is None:
             return _lost_lease(run)
-        snapshot = store.store_snapshot(s, result.body, result.media_type, result.fetched_at)
-        version = _version(s, run.source, snapshot.id or 0, document, result.url,
-                           result.fetched_at)
+        if same_text and previous:  # an unchanged text adds no snapshot and no version
+            version = previous
+            snapshot = s.get(Snapshot, previous.snapshot_id)
+            assert snapshot is not None
+        else:
+            snapshot = store.store_snapshot(s, result.body, result.media_type,
+                                            result.fetched_at)
+            version = _version(s, run.source, snapshot.id or 0, document, result.url,
+                               result.fetched_at)
         check = _add_check(s, run, result, outcome, version_id=version.id,
                            snapshot_id=snapshot.id)
         old_snapshot = s.get(Snapshot, previous.snapshot_id) if previous else None

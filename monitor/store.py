@@ -222,6 +222,12 @@ def removed_sentences(session: Session, source_id: str) -> set[str]:
     return {before for before in session.exec(query) if before}
 
 
+def reported_missing(session: Session, source_id: str) -> set[str]:
+    """Keys of configured quotes already reported as not found in this source."""
+    query = select(Change.key).where(Change.source_id == source_id, Change.status == "not_found")
+    return set(session.exec(query))
+
+
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with a "Z", the form every machine-readable output uses."""
     if moment is None:

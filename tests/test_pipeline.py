@@ -138,6 +138,24 @@ def test_a_mistyped_quote_is_reported_at_the_baseline(engine, site, smtp, clock)
     assert message["Subject"] == "[NOT FOUND] Acme · Usage Policies · No military use"
 
 
+def test_a_mistyped_quote_added_later_is_reported_once(engine, site, smtp, clock) -> None:
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)
+    check(watchlist, engine, clock)
+    typo = Commitment(id="reports", title="Safety reports",
+                      quote="We commit to publish a safety report after each release")
+    edited = watchlist.model_copy(update={"sources": (watchlist.sources[0].model_copy(
+        update={"commitments": (*watchlist.sources[0].commitments, typo)}),)})
+
+    summaries = [check(edited, engine, clock) for _ in range(2)]
+    deliver(edited, engine, clock)
+
+    assert [(s.outcome, s.changes) for s in summaries] == [("unchanged", 1), ("unchanged", 0)]
+    [message] = smtp.mailbox.messages
+    assert message["Subject"] == "[NOT FOUND] Acme · Usage Policies · Safety reports"
+    assert (count(engine, Version), count(engine, Snapshot)) == (1, 1)
+
+
 def test_cosmetic_changes_send_nothing_and_store_no_version(engine, site, smtp, clock) -> None:
     site.set("/policy", page())
     watchlist = make_watchlist(site, smtp)
