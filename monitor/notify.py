@@ -47,9 +47,9 @@ BACKOFF_FIRST = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=2)
 MAX_AGE = timedelta(days=3)
 """An alert still undelivered after this long is expired and reported, not retried forever."""
-PERMANENT_MARKERS = ("SMTPAuthenticationError", "authentication failed", "error=401.",
-                     "error=403.", "error=404.", "invalid_token", "channel_not_found",
-                     "no_service")
+PERMANENT_MARKERS = ("(535,", "(530,", "authentication", "error=401.", "error=403.",
+                     "error=404.", "invalid_token", "channel_not_found", "no_service")
+"""Error text that means retrying is futile: rejected credentials, a webhook that is gone."""
 
 
 @dataclass(frozen=True)
@@ -144,6 +144,7 @@ def send(target: Target, message: Message) -> None:
     if VAR.search(target.url):
         raise DeliveryError(f"{target.channel}: {target.written} uses an environment variable "
                             "that is not set; export it and restart", permanent=True)
+    _capture_apprise_details()
     app = apprise.Apprise()
     if not app.add(target.url):
         shown = scrub(target.written, target.secrets)
@@ -161,6 +162,15 @@ def send(target: Target, message: Message) -> None:
         error = scrub("; ".join(lines) or f"apprise reported {result.status.name}", target.secrets)
         permanent = any(marker.lower() in error.lower() for marker in PERMANENT_MARKERS)
         raise DeliveryError(f"{target.label}: {error}", permanent=permanent)
+
+
+def _capture_apprise_details() -> None:
+    """apprise states a failure's cause (e.g. SMTP "535 credentials invalid") only at DEBUG, and
+    a notify() result captures only what the "apprise" logger lets through. Let everything
+    through, but keep apprise out of the service log: each attempt is logged by us, scrubbed."""
+    apprise_log = logging.getLogger("apprise")
+    apprise_log.setLevel(logging.DEBUG)
+    apprise_log.propagate = False
 
 
 def send_test(watchlist: Watchlist, channel: str | None = None) -> list[TargetResult]:

@@ -11,12 +11,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 import responses
+from aiosmtpd.controller import Controller
+from aiosmtpd.smtp import AuthResult
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from monitor import notify, render, store
 from monitor.store import Alert, Attempt, Change, Delivery
 from monitor.watchlist import Defaults, Source, Watchlist
+from tests.conftest import Mailbox
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 SLACK_URL = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7/#policy-alerts"
@@ -234,6 +237,26 @@ def test_an_unusable_url_fails_permanently_without_retries(engine) -> None:
     [row] = deliveries(engine)
     assert (report.failed, later.failed, row.status, row.attempts) == (1, 0, "failed", 1)
     assert "apprise cannot use" in (row.last_error or "")
+
+
+def test_rejected_smtp_credentials_fail_permanently(engine) -> None:
+    def deny(*_: object) -> AuthResult:
+        return AuthResult(success=False, handled=False)
+
+    port = closed_port()
+    server = Controller(Mailbox(), hostname="127.0.0.1", port=port, authenticator=deny,
+                        auth_require_tls=False)
+    server.start()
+    try:
+        watchlist = watchlist_with(smtp_url(port, auth="bot:wrong-password@"))
+        add_changes_alert(engine, watchlist)
+        report = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+    finally:
+        server.stop()
+
+    [row] = deliveries(engine)
+    assert (report.failed, row.status, row.attempts) == (1, "failed", 1)
+    assert "535" in (row.last_error or "") and "wrong-password" not in (row.last_error or "")
 
 
 def test_a_target_removed_from_the_watchlist_fails_permanently(engine, smtp) -> None:
