@@ -3,10 +3,12 @@ SMTP server receives the alerts, on SQLite and PostgreSQL. Time is injected; not
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
 
 import pytest
+import responses
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
@@ -16,6 +18,8 @@ from monitor.watchlist import Commitment, Defaults, Source, Watchlist
 from tests.conftest import Response
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+SLACK_URL = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7/#policy-alerts"
+SLACK_HOOK = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
 MILITARY = "We will never allow our models to be used for military purposes."
 WEAKENED = "We may allow our models to be used for military purposes in limited circumstances."
 PROMO = '<div class="promo"><p>We will always answer within one day.</p></div>'
@@ -110,6 +114,24 @@ def test_baseline_is_silent_then_a_weakening_is_emailed_once(engine, site, smtp,
         assert MILITARY in body and WEAKENED in body
         assert change.new_snapshot[:12] in body and change.old_snapshot[:12] in body
     assert deliver(watchlist, engine, clock).sent == 0
+
+
+@responses.activate
+def test_a_weakening_reaches_slack_with_subject_and_sentences(engine, site, smtp, clock) -> None:
+    responses.add(responses.POST, SLACK_HOOK, body="ok")
+    site.set("/policy", page())
+    base = make_watchlist(site, smtp)
+    watchlist = base.model_copy(update={"channels": {"team": (SLACK_URL,)}})
+    check(watchlist, engine, clock)
+    site.set("/policy", page(WEAKENED))
+    check(watchlist, engine, clock)
+
+    assert deliver(watchlist, engine, clock).sent == 1
+
+    [call] = responses.calls
+    attachment = json.loads(call.request.body)["attachments"][0]
+    assert attachment["title"] == "[WEAKENED] Acme · Usage Policies · No military use"
+    assert MILITARY in attachment["text"] and WEAKENED in attachment["text"]
 
 
 def test_a_removed_commitment_subject_says_removed(engine, site, smtp, clock) -> None:
