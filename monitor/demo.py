@@ -12,6 +12,7 @@ replays any directory laid out like the shared corpus: ``<service>/<document>/<s
 
 from __future__ import annotations
 
+import re
 import tempfile
 import threading
 import time
@@ -57,7 +58,8 @@ class Document:
 
     @property
     def source_id(self) -> str:
-        return f"{self.service}-{self.name}".lower()
+        """A valid watchlist id, whatever the directory names are."""
+        return re.sub(r"[^a-z0-9._-]+", "-", f"{self.service}-{self.name}".lower()).strip("-._")
 
     def snapshot(self, tick: int) -> Path:
         """The snapshot served at ``tick``; a document with a shorter history stays on its last."""
@@ -117,10 +119,10 @@ def load_declarations(path: Path = DECLARATIONS) -> dict[str, dict[str, Any]]:
 
 
 def demo_watchlist(documents: Sequence[Document], base_url: str, *,
-                   smtp: tuple[str, int] | None = None,
-                   declarations: dict[str, dict[str, Any]] | None = None) -> str:
-    """The watchlist YAML pointing at the local server: fast, polite to nobody but ourselves."""
-    declared = load_declarations() if declarations is None else declarations
+                   smtp: tuple[str, int] | None = None) -> str:
+    """The replay's watchlist: one source per document on the local server, no pause between
+    requests to it, and an email channel when an SMTP server is given."""
+    declared = load_declarations()
     sources = []
     for document in documents:
         entry = {"id": document.source_id, "company": document.service.capitalize(),
@@ -129,7 +131,7 @@ def demo_watchlist(documents: Sequence[Document], base_url: str, *,
         entry["url"] = f"{base_url}/{document.key}"
         sources.append(entry)
     data: dict[str, Any] = {
-        "defaults": {"every": "1m", "host_gap": "0.01s", "timeout": "10s", "notify": []},
+        "defaults": {"host_gap": "0.01s", "timeout": "10s", "notify": []},
         "channels": {},
         "sources": sources,
     }

@@ -198,3 +198,8 @@ def test_demo_command_runs_without_a_watchlist_or_network(monkeypatch: pytest.Mo
     assert "replayed 3 ticks" in result.output
     assert "[WEAKENED] Northwind AI · Frontier Safety Framework" in result.output
     assert not (tmp_path / "state").exists()  # a throwaway database, never the service's
+
+
+def test_any_directory_name_becomes_a_valid_source_id() -> None:
+    document = demo.Document("Acme Corp", "Privacy Policy (EU)", ())
+    assert document.source_id == "acme-corp-privacy-policy-eu"
