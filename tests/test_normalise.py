@@ -137,6 +137,13 @@ def test_relative_date_stamps_are_removed(stamp: str) -> None:
         "We will not train on your data."
 
 
+def test_relative_dates_inside_a_sentence_are_text() -> None:
+    sentence = "We delete chats created more than 30 days ago unless you saved them."
+    assert text_of(f"<p>{sentence}</p>") == sentence
+    assert text_of("<p>Updated 2 days ago · We will not sell data.</p>") == \
+        "We will not sell data."
+
+
 def test_absolute_dates_are_kept() -> None:
     assert text_of("<p>Last updated: January 5, 2026</p>") == "Last updated: January 5, 2026"
 

@@ -23,12 +23,12 @@ FOLD = str.maketrans(
 
 _RELATIVE_AGE = (r"(?:about |over |almost |nearly )?(?:\d+|an?|one|a few|few)\s+"
                  r"(?:second|sec|minute|min|hour|hr|day|week|month|year)s?\s+ago")
-RELATIVE_DATE = re.compile(
-    r"(?:\b(?:last\s+)?(?:updated|modified|edited|posted|published|reviewed|changed)\b[:\s]*"
-    rf"(?:{_RELATIVE_AGE}|today|yesterday|just now)\b|\b{_RELATIVE_AGE}\b)[.,;]?",
-    re.IGNORECASE,
-)
-"""'Updated 3 days ago', 'Last updated: 2 hours ago', '5 minutes ago': the page's age, not text."""
+_STAMP = (r"(?:(?:last\s+)?(?:updated|modified|edited|posted|published|reviewed|changed)\b[:\s]*)?"
+          rf"(?:{_RELATIVE_AGE}|today|yesterday|just now)")
+RELATIVE_DATE = re.compile(rf"^\W*{_STAMP}\b\W*|\W*\b{_STAMP}\W*$", re.IGNORECASE)
+"""'Updated 3 days ago', 'Last updated: 2 hours ago', '5 minutes ago' at the start or end of a
+line: the page's age, not its text. Inside a sentence ("data collected 30 days ago is
+deleted") it is text and stays."""
 RELATIVE_WORDS = ("ago", "today", "yesterday", "just now")
 
 BULLET = re.compile(
@@ -48,7 +48,7 @@ def drop_relative_dates(text: str) -> str:
     lowered = text.lower()
     if not any(word in lowered for word in RELATIVE_WORDS):  # skip the regex for most lines
         return text
-    stripped = RELATIVE_DATE.sub(" ", text)
+    stripped = RELATIVE_DATE.sub("", text)
     return text if stripped == text else " ".join(stripped.split())
 
 
