@@ -167,6 +167,17 @@ def test_widgets_such_as_language_pickers_and_menus_are_chrome() -> None:
     assert text_of(html) == "We will not sell data."
 
 
+def test_collapsed_until_found_sections_are_content() -> None:
+    assert text_of("<div hidden='until-found'><p>We will not sell data.</p></div>") == \
+        "We will not sell data."
+
+
+def test_nested_matches_of_select_are_read_once() -> None:
+    html = ("<div class='p'><p>One.</p><div class='p'><p>Two.</p></div></div>"
+            "<div class='p'>One.</div>")
+    assert text_of(html, select=".p") == "One.\nTwo.\nOne."
+
+
 def test_forms_keep_their_text_but_lose_their_controls() -> None:
     html = ("<form><p>We will notify you.</p><input value='x'><button>Submit</button>"
             "<select><option>English</option></select></form>")

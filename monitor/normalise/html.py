@@ -80,9 +80,11 @@ def _title(soup: BeautifulSoup) -> str | None:
 def _regions(soup: BeautifulSoup, url: str, select: str | None) -> list[Tag]:
     if select is None:
         return [soup.body or soup]
-    regions = soup.select(select)
-    # A match nested in another match would be read twice.
-    regions = [r for r in regions if not any(p in regions for p in r.parents)]
+    matches = soup.select(select)
+    # A match nested in another match would be read twice (bs4 compares tags by content, so
+    # compare identities).
+    ids = {id(match) for match in matches}
+    regions = [m for m in matches if not any(id(parent) in ids for parent in m.parents)]
     if not regions:
         raise NormaliseError("selector_empty", f"{url}: selector {select!r} matched nothing; "
                              "the page layout may have changed, update 'select' in the watchlist")
@@ -91,8 +93,10 @@ def _regions(soup: BeautifulSoup, url: str, select: str | None) -> list[Tag]:
 
 def _is_hidden(tag: Tag) -> bool:
     attrs = tag.attrs
-    return "hidden" in attrs or not HIDDEN_CLASSES.isdisjoint(attrs.get("class", ())) or (
-        tag.name in ICON_TAGS and attrs.get("aria-hidden") == "true")
+    # hidden="until-found" is a collapsed section the browser's find still opens: content.
+    return (attrs.get("hidden", "until-found") != "until-found"
+            or not HIDDEN_CLASSES.isdisjoint(attrs.get("class", ()))
+            or tag.name in ICON_TAGS and attrs.get("aria-hidden") == "true")
 
 
 def _is_chrome_or_hidden(tag: Tag) -> bool:
