@@ -178,6 +178,12 @@ def test_nested_matches_of_select_are_read_once() -> None:
     assert text_of(html, select=".p") == "One.\nTwo.\nOne."
 
 
+def test_layout_table_cells_are_read_as_blocks() -> None:
+    html = ("<table><tr><td><h1>Policy</h1><p>We will not sell data.</p></td>"
+            "<td><table><tr><td>a</td><td>b</td></tr></table></td></tr></table>")
+    assert text_of(html) == "# Policy\nWe will not sell data.\n| a | b |"
+
+
 def test_forms_keep_their_text_but_lose_their_controls() -> None:
     html = ("<form><p>We will notify you.</p><input value='x'><button>Submit</button>"
             "<select><option>English</option></select></form>")

@@ -167,6 +167,9 @@ class Walker:
             self.list(tag, depth)
         elif name == "li":
             self.item(tag, depth)
+        elif _is_layout_table(tag):
+            self.block(tag, depth)
+            self.flush()
         else:
             self.table(tag)
 
@@ -191,6 +194,13 @@ class Walker:
         for row in _rows(tag):
             cells = [inline_text(cell) for cell in row.find_all(("td", "th"), recursive=False)]
             self.out.append(table_row(cells))
+
+
+def _is_layout_table(table: Tag) -> bool:
+    """A table used to lay out a page (old sites) holds headings or other tables: read its
+    cells as ordinary blocks rather than as one giant row."""
+    return table.get("role") in ("presentation", "none") or \
+        table.find(("table", *HEADINGS)) is not None
 
 
 def _rows(table: Tag) -> Iterator[Tag]:
