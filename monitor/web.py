@@ -453,14 +453,19 @@ def atom_response(request: Request, query: ChangeFilter, title: str) -> Response
     html_url = str(request.url_for("timeline").include_query_params(**query.params()))
     feed = atom_feed(request, changes, title=title, html_url=html_url,
                      feed_key=f"feed:{query.source or ''}:{query.company or ''}")
-    return Response(feed, media_type=ATOM_TYPE)
+    # Feed readers poll often; an ETag lets them skip an unchanged feed with a 304.
+    etag = f'"{store.sha256(feed)[:32]}"'
+    if etag in request.headers.get("if-none-match", ""):
+        return Response(status_code=304, headers={"etag": etag})
+    return Response(feed, media_type=ATOM_TYPE, headers={"etag": etag})
 
 
 def atom_feed(request: Request, changes: Sequence[Change], *, title: str, html_url: str,
               feed_key: str) -> bytes:
     """An RFC 4287 feed; lxml escapes every text, so page text cannot break out of it."""
     feed = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})
-    newest = max((utc(c.detected_at) for c in changes), default=store.utcnow())
+    # An empty feed has never changed; the epoch keeps its bytes (and ETag) stable.
+    newest = max((utc(c.detected_at) for c in changes), default=datetime.fromtimestamp(0, UTC))
     _sub(feed, "id", urn(feed_key))
     _sub(feed, "title", title)
     _sub(feed, "updated", iso(newest))

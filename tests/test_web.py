@@ -479,6 +479,21 @@ def test_source_and_company_feeds_hold_only_their_changes(client: TestClient,
     assert client.get("/companies/hooli/feed.atom").status_code == 404
 
 
+def test_an_unchanged_feed_answers_a_conditional_get_with_304(client: TestClient,
+                                                             sqlite_engine: Engine) -> None:
+    first = client.get("/feed.atom")
+    etag = first.headers["etag"]
+    again = client.get("/feed.atom", headers={"If-None-Match": etag})
+    assert (again.status_code, again.content) == (304, b"")
+    with store.session(sqlite_engine) as s:
+        s.add(Change(source_id="acme-policy", key="s:new", status="added", reason="new",
+                     after="We will publish model cards.", url=URL, detected_at=T1))
+        s.commit()
+    changed = client.get("/feed.atom", headers={"If-None-Match": etag})
+    assert changed.status_code == 200
+    assert changed.headers["etag"] != etag
+
+
 def test_atom_ids_stay_the_same_when_served_from_another_host(sqlite_engine: Engine,
                                                               history: History) -> None:
     app = create_app(sqlite_engine, WATCHLIST)
