@@ -129,13 +129,14 @@ def commit_version(directory: Path, source_id: str, version: ExportedVersion) ->
 
 
 def commit_message(source_id: str, version: ExportedVersion) -> str:
-    fetched = store.iso(version.fetched_at)
-    return (f"{source_id}: version fetched {fetched}\n\n"
+    """A readable subject and body, then trailers that `git log --format=%(trailers)` reads."""
+    when = version.fetched_at.strftime("%Y-%m-%d %H:%M:%S UTC")
+    return (f"{source_id}: version fetched {when}\n\n"
             f"Snapshot {version.raw_sha256} ({version.media_type}, {len(version.raw)} bytes)\n"
-            f"fetched from {version.url} at {fetched}.\n\n"
+            f"fetched from {version.url} at {when}.\n\n"
             f"Snapshot: {version.raw_sha256}\n"
             f"URL: {version.url}\n"
-            f"Fetched: {fetched}\n"
+            f"Fetched: {store.iso(version.fetched_at)}\n"
             f"Version: {version.key}\n")
 
 

@@ -59,6 +59,8 @@ def test_each_version_becomes_one_commit_dated_at_its_fetch_time(engine: Engine,
     assert [entry[0] for entry in log] == [
         "2026-02-24T10:12:00+00:00", "2026-03-27T10:12:00+00:00", "2026-06-24T10:12:00+00:00"]
     assert [entry[1] for entry in log] == [entry[0] for entry in log]
+    assert log[0][2].startswith("lab-rsp: version fetched 2026-02-24 10:12:00 UTC\n")
+    assert "Fetched: 2026-02-24T10:12:00Z" in log[0][2]
     for (_, _, message), sha in zip(log, shas, strict=True):
         assert f"Snapshot: {sha}" in message
         assert "URL: https://example.org/lab-rsp" in message
