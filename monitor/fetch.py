@@ -23,9 +23,16 @@ from urllib.robotparser import RobotFileParser
 
 import httpx
 from bs4 import BeautifulSoup
-from tenacity import Retrying, retry_if_exception, stop_after_attempt, wait_exponential
+from tenacity import (
+    RetryCallState,
+    Retrying,
+    retry_if_exception,
+    stop_after_attempt,
+    wait_exponential,
+)
 
 from monitor import __version__, store
+from monitor.browser import fetch_browser
 from monitor.errors import FetchError
 from monitor.watchlist import Defaults, Source
 
@@ -180,7 +187,6 @@ class _Fetcher:
 
     def __init__(self, source: Source, defaults: Defaults, client: httpx.Client,
                  gate: HostGate) -> None:
-        self.source = source
         self.defaults = defaults
         self.client = client
         self.gate = gate
@@ -193,8 +199,6 @@ class _Fetcher:
         return retrying(self._attempt, url, _conditional_headers(url, previous))
 
     def browser(self, url: str) -> FetchResult:
-        from monitor.browser import fetch_browser  # playwright loads only for browser sources
-
         self._check_allowed(url)
         with self.gate.slot(_host(url)):
             final_url, html = fetch_browser(url, timeout=self.defaults.timeout.total_seconds())
@@ -212,11 +216,13 @@ class _Fetcher:
             raise FetchError("robots", f"{redact(url)}: robots.txt disallows our crawler here; "
                              "remove 'robots: true' only if you may fetch it anyway")
 
-    def _wait(self, retry_state: object) -> float:
-        exc = retry_state.outcome.exception()  # type: ignore[attr-defined]
+    @staticmethod
+    def _wait(retry_state: RetryCallState) -> float:
+        """The server's Retry-After when it gave one, else exponential back-off."""
+        exc = retry_state.outcome.exception() if retry_state.outcome else None
         if isinstance(exc, FetchError) and exc.retry_after is not None:
             return exc.retry_after
-        return BACKOFF(retry_state)  # type: ignore[arg-type]
+        return BACKOFF(retry_state)
 
     def _attempt(self, url: str, headers: dict[str, str]) -> FetchResult:
         deadline = time.monotonic() + self.defaults.timeout.total_seconds()
