@@ -184,6 +184,14 @@ def test_layout_table_cells_are_read_as_blocks() -> None:
     assert text_of(html) == "# Policy\nWe will not sell data.\n| a | b |"
 
 
+def test_cloudflare_obfuscated_email_reads_as_the_address() -> None:
+    obfuscated = ('<p>Email: <a href="/cdn-cgi/l/email-protection#f2818782829d8086b28adc939b">'
+                  '<span class="__cf_email__" data-cfemail="2655535656495452665e08474f">'
+                  '[email&#160;protected]</span></a></p>')
+    assert text_of(obfuscated) == text_of("<p>Email: <a>support@x.ai</a></p>") == \
+        "Email: support@x.ai"
+
+
 def test_forms_keep_their_text_but_lose_their_controls() -> None:
     html = ("<form><p>We will notify you.</p><input value='x'><button>Submit</button>"
             "<select><option>English</option></select></form>")

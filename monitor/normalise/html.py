@@ -7,7 +7,7 @@ nonces, script contents, whitespace or link tokens) yields the same text.
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 
 from bs4 import BeautifulSoup, NavigableString, Tag
 
@@ -55,9 +55,7 @@ def extract(body: bytes, *, url: str, select: str | None = None, drop: Iterable[
     for region in regions:
         for selector in drop:
             _decompose(region.select(selector))
-        # One pass over the tree (bs4's find_all with a list of names is far slower).
-        _decompose([tag for tag in region.descendants if type(tag) is Tag and
-                    (tag.name in NON_CONTENT or noise(tag))])
+        _clean(region, noise)
     try:
         lines = [line for region in regions for line in Walker().lines(region) if line]
     except RecursionError:
@@ -111,6 +109,36 @@ def _is_chrome_or_hidden(tag: Tag) -> bool:
     names = " ".join((str(attrs.get("id", "")), *attrs.get("class", ()))).lower()
     return any(marker in names for marker in CHROME_MARKERS) or \
         str(attrs.get("id", "")).lower() in CHROME_IDS
+
+
+def _clean(region: Tag, noise: Callable[[Tag], bool]) -> None:
+    """Remove non-content and noise, and decode Cloudflare-obfuscated e-mail addresses (served
+    to some fetches and not others, they would flap between "[email protected]" and the address).
+    One pass over the tree: bs4's find_all with a list of names is far slower."""
+    junk: list[Tag] = []
+    emails: list[Tag] = []
+    for tag in region.descendants:
+        if type(tag) is not Tag:
+            continue
+        if tag.name in NON_CONTENT or noise(tag):
+            junk.append(tag)
+        elif "data-cfemail" in tag.attrs:
+            emails.append(tag)
+    _decompose(junk)
+    for tag in emails:
+        if not tag.decomposed:
+            tag.string = _cloudflare_email(str(tag["data-cfemail"]))
+
+
+def _cloudflare_email(encoded: str) -> str:
+    """Cloudflare's obfuscation: hex bytes, the first the XOR key of the rest."""
+    try:
+        data = bytes.fromhex(encoded)
+    except ValueError:
+        data = b""
+    if not data:
+        return "[email protected]"
+    return "".join(chr(byte ^ data[0]) for byte in data[1:])
 
 
 def _decompose(tags: Iterable[Tag]) -> None:
