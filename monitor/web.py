@@ -115,6 +115,7 @@ def make_templates() -> Jinja2Templates:
         lstrip_blocks=True,
     )
     env.filters["utc"] = format_utc
+    env.filters["iso"] = iso
     env.filters["short"] = lambda sha: sha[:12] if sha else "—"
     env.globals["diff_sides"] = diff_sides
     env.globals["statuses"] = SEVERITY
