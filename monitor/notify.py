@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
 from sqlmodel import Session, col, select
 
-from monitor import render, store
+from monitor import ops, render, store
 from monitor.errors import DeliveryError
 from monitor.render import Message
 from monitor.store import Alert, Attempt, Change, Delivery
@@ -204,7 +204,9 @@ def deliver_pending(engine: Engine, watchlist: Watchlist, *, worker: str = WORKE
             sent += 1
         else:
             failed += 1
-    return DeliveryReport(sent, failed, expired)
+    report = DeliveryReport(sent, failed, expired)
+    ops.observe_deliveries(report)
+    return report
 
 
 def claim_due(engine: Engine, *, worker: str, now: datetime, limit: int) -> list[int]:

@@ -29,7 +29,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from monitor import fetch, normalise, notify, render, store
+from monitor import fetch, normalise, notify, ops, render, store
 from monitor.detect import Finding, detect
 from monitor.errors import NormaliseError, SourceError
 from monitor.fetch import FetchResult
@@ -104,7 +104,9 @@ def check_source(source: Source, watchlist: Watchlist, *, engine: Engine, client
     run = Run(source, watchlist, engine, now, worker, now(), time.monotonic())
     ttl = max(LEASE_MIN, watchlist.defaults.timeout * 10)
     if not store.acquire_lease(engine, source.id, worker=worker, now=run.started_at, ttl=ttl):
-        return CheckSummary(source.id, "skipped", 0, "being checked by another worker", 0)
+        skipped = CheckSummary(source.id, "skipped", 0, "being checked by another worker", 0)
+        ops.observe_check(skipped)
+        return skipped
     try:
         try:
             summary = _check(run, client, gate)
@@ -122,6 +124,7 @@ def check_source(source: Source, watchlist: Watchlist, *, engine: Engine, client
     logger.info("source=%s outcome=%s changes=%d ms=%d%s", source.id, summary.outcome,
                 summary.changes, summary.duration_ms, f" error={summary.error}"
                 if summary.error else "")
+    ops.observe_check(summary)
     return summary
 
 
@@ -294,6 +297,7 @@ def _record_version(run: Run, result: FetchResult, document: Document, previous:
         state.raw_sha256, state.config_hash = snapshot.sha256, config_hash(run.source)
         s.add(state)
         s.commit()
+    ops.observe_changes(change.status for change in changes)
     return CheckSummary(run.source.id, outcome, len(changes), None, check.duration_ms)
 
 

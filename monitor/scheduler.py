@@ -26,7 +26,7 @@ from apscheduler.schedulers.background import BackgroundScheduler
 from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
-from monitor import fetch, notify, pipeline, store
+from monitor import fetch, notify, ops, pipeline, store
 from monitor import watchlist as watchlist_module
 from monitor.errors import WatchlistError
 from monitor.watchlist import Source, Watchlist
@@ -257,6 +257,7 @@ class Service:
         assert self.watchlist is not None
         if self._stopping.is_set():
             return
+        ops.heartbeat()  # this job runs every few seconds: /healthz watches that it still does
         report = notify.deliver_pending(self.engine, self.watchlist, worker=self.worker)
         if report.sent or report.failed or report.expired:
             logger.info("alerts: %d sent, %d failed, %d expired", report.sent, report.failed,
