@@ -144,6 +144,11 @@ def test_relative_dates_inside_a_sentence_are_text() -> None:
         "We will not sell data."
 
 
+def test_day_first_and_month_first_dates_read_the_same() -> None:
+    assert text_of("<p>Effective 15 September 2025.</p>") == \
+        text_of("<p>Effective September 15, 2025.</p>") == "Effective September 15, 2025."
+
+
 def test_absolute_dates_are_kept() -> None:
     assert text_of("<p>Last updated: January 5, 2026</p>") == "Last updated: January 5, 2026"
 

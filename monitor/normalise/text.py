@@ -31,6 +31,11 @@ line: the page's age, not its text. Inside a sentence ("data collected 30 days a
 deleted") it is text and stays."""
 RELATIVE_WORDS = ("ago", "today", "yesterday", "just now")
 
+_MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
+           "December")
+DAY_FIRST_DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MONTHS}),? (\d{{4}})\b")
+"""'15 September 2025': the same page renders it as 'September 15, 2025' in another locale."""
+
 BULLET = re.compile(
     r"^(?:[\u2022\u00b7\u25aa\u25ab\u25e6\u2023\u2043\u25cf\u25cb\u25a0\u25a1\u2219*+-]"
     r"|\(?(?:\d{1,3}|[a-zA-Z]|[ivxlcdmIVXLCDM]{1,6})[.)])\s+"
@@ -52,9 +57,14 @@ def drop_relative_dates(text: str) -> str:
     return text if stripped == text else " ".join(stripped.split())
 
 
+def month_first_dates(text: str) -> str:
+    return DAY_FIRST_DATE.sub(r"\2 \1, \3", text)
+
+
 def paragraph(text: str) -> str:
-    """A paragraph line: folded, relative dates removed ('' when nothing is left)."""
-    return drop_relative_dates(fold(text))
+    """A paragraph line: folded, dates written month first, relative dates removed ('' when
+    nothing is left)."""
+    return drop_relative_dates(month_first_dates(fold(text)))
 
 
 def list_item(text: str, depth: int) -> str:
