@@ -27,8 +27,6 @@ from monitor import watchlist as watchlist_module
 from monitor.errors import WatchlistError
 from monitor.watchlist import Watchlist
 
-logger = logging.getLogger(__name__)
-
 USAGE_ERROR = 2
 
 
@@ -160,6 +158,9 @@ def run(settings: Settings) -> None:
     SIGTERM or Ctrl-C lets the checks in flight finish, then exits 0.
     """
     logging.getLogger("monitor").setLevel(min(logging.INFO, logging.getLogger().level))
+    stopping = threading.Event()  # set by a signal, even one arriving while we start up
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stopping.set())
     engine = settings.engine()
     service = scheduler.Service(settings.watchlist_path, engine)
     try:
@@ -171,9 +172,6 @@ def run(settings: Settings) -> None:
     click.echo(f"watching {len(watchlist.sources)} sources from {settings.watchlist_path} "
                f"(edits are applied without restart); database {masked_url(settings.database_url)}",
                err=True)
-    stopping = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stopping.set())
     stopping.wait()
     click.echo("stopping: letting the checks in flight finish", err=True)
     service.stop()
