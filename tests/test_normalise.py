@@ -375,3 +375,10 @@ def test_real_pdf_from_the_corpus_reads_in_order() -> None:
     assert lines[0] == "OPENAI GOVERNMENT USER DATA REQUEST POLICY"
     assert any(line.startswith("Before disclosing user data to law enforcement") for line in lines)
     assert not any(line.isdigit() for line in lines)
+
+
+def test_corpus_locale_flapping_dates_normalise_identically() -> None:
+    """Anthropic's usage policy rendered 'September 15, 2025', then '15 September 2025'."""
+    pages = corpus_files("anthropic/usage-policy/2026-04-2*.html")
+    texts = {normalise(result(page.read_bytes()), source()).text for page in pages}
+    assert len(pages) == 2 and len(texts) == 1

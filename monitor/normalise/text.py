@@ -33,7 +33,7 @@ RELATIVE_WORDS = ("ago", "today", "yesterday", "just now")
 
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
            "December")
-DAY_FIRST_DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MONTHS}),? (\d{{4}})\b")
+DAY_FIRST_DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MONTHS}),? (\d{{4}})(?!\d)")
 """'15 September 2025': the same page renders it as 'September 15, 2025' in another locale."""
 
 BULLET = re.compile(
