@@ -165,6 +165,11 @@ def test_hidden_and_screen_reader_text_is_dropped() -> None:
     assert text_of(html) == "We will not sell data."
 
 
+def test_skip_links_are_chrome() -> None:
+    html = "<a href='#main' class='btn'>Skip to main content</a><p>We will not sell data.</p>"
+    assert text_of(html) == "We will not sell data."
+
+
 def test_widgets_such_as_language_pickers_and_menus_are_chrome() -> None:
     html = ("<main><p>We will not sell data.</p></main><div><ul role='listbox'>"
             "<li role='option'>English</li><li role='option'>Deutsch</li></ul>"

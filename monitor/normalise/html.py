@@ -104,6 +104,8 @@ def _is_chrome_or_hidden(tag: Tag) -> bool:
         # The article's own header or footer (its title, its byline) is content.
         return tag.find_parent(("main", "article")) is None
     attrs = tag.attrs
+    if tag.name == "a" and str(attrs.get("href", "")).startswith("#"):
+        return tag.get_text().strip().lower().startswith("skip to")
     if attrs.get("role") in CHROME_ROLES or attrs.get("aria-modal") == "true":
         return True
     names = " ".join((str(attrs.get("id", "")), *attrs.get("class", ()))).lower()
