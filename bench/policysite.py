@@ -179,15 +179,18 @@ def commitment_quote(model: Model) -> str:
 
 def edit(model: Model, rng: random.Random) -> Model:
     """A substantive edit: one "will" becomes "may", and one number in a condition triples."""
-    paragraphs = [b for b in model.blocks if b.kind in ("p", "li") and isinstance(b.text, str)]
-    modal = [b for b in paragraphs if " will " in b.text and " will not " not in b.text]
-    numbered = [b for b in paragraphs if NUMBER.search(b.text)]
     blocks = list(model.blocks)
-    for target, change in ((modal, _downgrade), (numbered, _relax)):
-        if target:
-            chosen = rng.choice(target)
-            blocks[blocks.index(chosen)] = Block(chosen.kind, change(chosen.text))
+    for applies, change in ((_plain_will, _downgrade), (NUMBER.search, _relax)):
+        candidates = [i for i, block in enumerate(blocks)
+                      if block.kind in ("p", "li") and applies(str(block.text))]
+        if candidates:
+            chosen = rng.choice(candidates)
+            blocks[chosen] = Block(blocks[chosen].kind, change(str(blocks[chosen].text)))
     return Model(model.page, blocks)
+
+
+def _plain_will(text: str) -> bool:
+    return " will " in text and " will not " not in text
 
 
 def _downgrade(text: str) -> str:

@@ -44,14 +44,22 @@ def test_sizes_are_mixed_and_every_twentieth_page_is_a_pdf() -> None:
 def test_an_edit_downgrades_one_modal_and_relaxes_one_number() -> None:
     page = policysite.plan(1, pdf_fraction=0.0, seed=3)[0]
     model = policysite.build(page, 3)
-    edited = policysite.edit(model, random.Random(3))
-    changed = [(a.text, b.text) for a, b in zip(model.blocks, edited.blocks, strict=True)
-               if a.text != b.text]
-    words = [(x, y) for old, new in changed
-             for x, y in zip(str(old).split(), str(new).split(), strict=True) if x != y]
+    words = changed_words(model, policysite.edit(model, random.Random(3)))
     assert ("will", "may") in words
     assert any(y.isdigit() and int(y) == 3 * int(x) for x, y in words)
     assert len(words) == 2
+
+
+def test_every_page_can_be_edited_even_when_one_sentence_gets_both_changes() -> None:
+    for page in policysite.plan(300, pdf_fraction=0.0, seed=1):
+        model = policysite.build(page, 1)
+        edited = policysite.edit(model, random.Random(f"1:edit:{page.index}"))
+        assert len(changed_words(model, edited)) == 2
+
+
+def changed_words(model: policysite.Model, edited: policysite.Model) -> list[tuple[str, str]]:
+    return [(x, y) for a, b in zip(model.blocks, edited.blocks, strict=True)
+            for x, y in zip(str(a.text).split(), str(b.text).split(), strict=True) if x != y]
 
 
 def test_the_generated_watchlist_is_valid_and_matches_the_urlwatch_jobs(tmp_path: Path) -> None:
