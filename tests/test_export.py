@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import subprocess
+from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -30,6 +31,15 @@ def add_version(engine: Engine, source_id: str, n: int, at: datetime,
                                   url=f"https://example.org/{source_id}", fetched_at=at))
         session.commit()
         return snapshot.sha256
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    """For the tests where the database makes no difference (PostgreSQL costs a new database)."""
+    engine = store.make_engine(sqlite_url)
+    store.create_schema(engine)
+    yield engine
+    engine.dispose()
 
 
 @pytest.fixture
@@ -69,10 +79,11 @@ def test_each_version_becomes_one_commit_dated_at_its_fetch_time(engine: Engine,
     assert b"every 6 months" in (tmp_path / "out" / "lab-rsp.html").read_bytes()
 
 
-def test_the_diff_between_commits_shows_the_relaxed_number(engine: Engine, out: Path) -> None:
-    add_version(engine, "lab-rsp", 3, T0)
-    add_version(engine, "lab-rsp", 6, T0 + timedelta(days=1))
-    export_git(engine, "lab-rsp", out)
+def test_the_diff_between_commits_shows_the_relaxed_number(sqlite_engine: Engine,
+                                                           out: Path) -> None:
+    add_version(sqlite_engine, "lab-rsp", 3, T0)
+    add_version(sqlite_engine, "lab-rsp", 6, T0 + timedelta(days=1))
+    export_git(sqlite_engine, "lab-rsp", out)
 
     diff = subprocess.run(["git", "diff", "HEAD~1", "HEAD", "--", "lab-rsp.md"], cwd=out,
                           capture_output=True, text=True, check=True).stdout
@@ -95,40 +106,41 @@ def test_a_second_export_appends_only_the_new_versions(engine: Engine, out: Path
     assert export_git(engine, "lab-rsp", out).added == 0
 
 
-def test_a_raw_file_that_changes_type_replaces_the_old_one(engine: Engine, out: Path) -> None:
-    add_version(engine, "lab-rsp", 3, T0)
-    add_version(engine, "lab-rsp", 4, T0 + timedelta(days=1), media_type="application/pdf")
+def test_a_raw_file_that_changes_type_replaces_the_old_one(sqlite_engine: Engine,
+                                                           out: Path) -> None:
+    add_version(sqlite_engine, "lab-rsp", 3, T0)
+    add_version(sqlite_engine, "lab-rsp", 4, T0 + timedelta(days=1), media_type="application/pdf")
 
-    export_git(engine, "lab-rsp", out)
+    export_git(sqlite_engine, "lab-rsp", out)
 
     tracked = subprocess.run(["git", "ls-files"], cwd=out, capture_output=True, text=True,
                              check=True).stdout.split()
     assert sorted(tracked) == ["lab-rsp.md", "lab-rsp.pdf"]
 
 
-def test_a_non_empty_directory_that_is_not_an_export_is_refused(engine: Engine,
+def test_a_non_empty_directory_that_is_not_an_export_is_refused(sqlite_engine: Engine,
                                                                 out: Path) -> None:
-    add_version(engine, "lab-rsp", 3, T0)
+    add_version(sqlite_engine, "lab-rsp", 3, T0)
     out.mkdir()
     (out / "notes.txt").write_text("mine")
 
     with pytest.raises(ExportError, match="not empty and is not a previous export"):
-        export_git(engine, "lab-rsp", out)
+        export_git(sqlite_engine, "lab-rsp", out)
     assert not (out / ".git").exists()
 
 
-def test_another_sources_export_is_refused(engine: Engine, out: Path) -> None:
-    add_version(engine, "lab-rsp", 3, T0)
-    add_version(engine, "lab-aup", 3, T0)
-    export_git(engine, "lab-aup", out)
+def test_another_sources_export_is_refused(sqlite_engine: Engine, out: Path) -> None:
+    add_version(sqlite_engine, "lab-rsp", 3, T0)
+    add_version(sqlite_engine, "lab-aup", 3, T0)
+    export_git(sqlite_engine, "lab-aup", out)
 
     with pytest.raises(ExportError, match="holds the export of source 'lab-aup'"):
-        export_git(engine, "lab-rsp", out)
+        export_git(sqlite_engine, "lab-rsp", out)
 
 
-def test_an_unknown_source_is_a_clear_error(engine: Engine, out: Path) -> None:
+def test_an_unknown_source_is_a_clear_error(sqlite_engine: Engine, out: Path) -> None:
     with pytest.raises(ExportError, match="no stored versions of source 'nope'"):
-        export_git(engine, "nope", out)
+        export_git(sqlite_engine, "nope", out)
     assert not out.exists()
 
 
