@@ -20,7 +20,7 @@ from urllib.parse import urlsplit
 
 import soupsieve
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from monitor.errors import Problem, WatchlistError
 
@@ -134,8 +134,12 @@ class Watchlist(Strict):
     defaults: Defaults = Defaults()
     channels: dict[str, tuple[str, ...]] = {}
     sources: tuple[Source, ...] = ()
-    path: str = Field(default="watchlist.yaml", exclude=True)
-    """Where it was read from (set by the loader, not a key users write)."""
+    _path: str = PrivateAttr(default="watchlist.yaml")
+
+    @property
+    def path(self) -> str:
+        """Where it was read from, for messages (set by the loader; not a key users write)."""
+        return self._path
 
     def source(self, source_id: str) -> Source:
         for source in self.sources:
@@ -197,17 +201,14 @@ def parse(text: str, *, name: str = "watchlist.yaml",
     problems = [*reader.problems, *_check_vars(data, reader.lines, name, env),
                 *_check_channel_urls(data, reader.lines, name),
                 *_check_references(data, reader.lines, name)]
-    if "path" in data:
-        problems.append(Problem(name, reader.lines[("path",)], "unknown key 'path'; allowed "
-                                "here: defaults, channels, sources"))
-        del data["path"]
     watchlist = None
     try:
-        watchlist = Watchlist.model_validate({**data, "path": name})
+        watchlist = Watchlist.model_validate(data)
     except ValidationError as exc:
         problems += [_problem(err, data, reader.lines, name) for err in exc.errors()]
     if problems or watchlist is None:
         raise WatchlistError(sorted(set(problems), key=lambda p: (p.line, p.message)))
+    watchlist._path = name
     return watchlist
 
 
@@ -385,7 +386,7 @@ def _allowed_keys(loc: Loc) -> list[str]:
             model = Source
         elif part == "commitments":
             model = Commitment
-    return [key for key in model.model_fields if key != "path"]
+    return list(model.model_fields)
 
 
 # --- Cross-references, checked on the raw data so they show up next to schema errors -------------
