@@ -218,6 +218,9 @@ def run(documents: Sequence[Document], *, engine: Engine, echo: Echo = print,
                 report = notify.deliver_pending(engine, wl, worker=WORKER)
                 summary.emails_sent += report.sent
                 summary.emails_failed += report.failed
+                if report.failed:
+                    echo(f"  {report.failed} email(s) not accepted by {smtp[0]}:{smtp[1]}; is an "
+                         "SMTP server listening there?")
             summary.ticks += 1
             if interval and tick + 1 < total:
                 time.sleep(interval)
