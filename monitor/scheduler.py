@@ -119,7 +119,7 @@ class Service:
     def start(self, *, paused: bool = False) -> Watchlist:
         """Load the watchlist (WatchlistError if it is broken) and start scheduling.
 
-        ``paused`` schedules everything but runs nothing until resume(), for inspection.
+        ``paused`` plans every job but runs none, to inspect the plan (next_runs()).
         """
         with self._lock:
             self._stamp = self._file_stamp()
@@ -137,9 +137,6 @@ class Service:
                                 max_instances=1, coalesce=True)
         self._scheduler.start(paused=paused)
         return watchlist
-
-    def resume(self) -> None:
-        self._scheduler.resume()
 
     def stop(self) -> None:
         """Stop scheduling and wait for the checks in flight to finish (their results are kept).
