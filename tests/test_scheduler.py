@@ -120,6 +120,16 @@ def test_reload_adds_removes_and_reschedules_sources(paused: Service, site: Site
     assert runs["alpha"] >= before["alpha"]
 
 
+def test_an_edited_url_keeps_the_schedule_and_applies_at_the_next_check(
+        paused: Service, site: Site) -> None:
+    before = paused.next_runs()
+    rewrite(paused.path, watchlist_text(site, "alpha", "beta").replace("/alpha", "/alpha-v2"))
+    assert paused.reload() is True
+    assert paused.next_runs() == before
+    assert paused.watchlist is not None
+    assert paused.watchlist.source("alpha").url == site.url("/alpha-v2")
+
+
 def test_an_unchanged_or_merely_touched_file_is_not_reapplied(paused: Service) -> None:
     assert paused.reload() is False
     rewrite(paused.path, paused.path.read_text())
