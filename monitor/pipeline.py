@@ -40,7 +40,10 @@ from monitor.watchlist import Source, Watchlist
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 WORKER = notify.WORKER
-LEASE_MIN = timedelta(minutes=10)
+LEASE_MIN = timedelta(seconds=30)
+"""A lease lasts 10 timeouts (a check makes a few requests) but at least this long: a replica
+killed mid-check holds its sources for that long, and a check outliving its lease is fenced out
+at commit (``_locked_state``), so a short floor costs at most a repeated fetch."""
 
 
 @dataclass(frozen=True)
@@ -101,12 +104,14 @@ def check_source(source: Source, watchlist: Watchlist, *, engine: Engine, client
                  gate: fetch.HostGate | None = None, now: Clock = store.utcnow,
                  worker: str = WORKER) -> CheckSummary:
     """Check one source now. Never raises: whatever goes wrong is this source's failed check."""
-    run = Run(source, watchlist, engine, now, worker, now(), time.monotonic())
     ttl = max(LEASE_MIN, watchlist.defaults.timeout * 10)
-    if not store.acquire_lease(engine, source.id, worker=worker, now=run.started_at, ttl=ttl):
+    if not store.acquire_lease(engine, source.id, worker=worker, now=now(), ttl=ttl):
         skipped = CheckSummary(source.id, "skipped", 0, "being checked by another worker", 0)
         ops.observe_check(skipped)
         return skipped
+    # The check starts once it holds the lease, so the recorded [start, start + duration] of two
+    # checks of one source never overlap, even when one replica waited for another's release.
+    run = Run(source, watchlist, engine, now, worker, now(), time.monotonic())
     try:
         try:
             summary = _check(run, client, gate)
