@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from monitor import __version__, demo, export, notify, pipeline, scheduler, store
+from monitor import __version__, demo, export, notify, ops, pipeline, scheduler, store
 from monitor import watchlist as watchlist_module
 from monitor.errors import WatchlistError
 from monitor.watchlist import Watchlist
@@ -151,8 +151,14 @@ def _require_sources(watchlist: Watchlist, source_ids: Iterable[str]) -> None:
 
 
 @main.command()
+@click.option("--metrics-port", type=click.IntRange(1, 65535), envvar=ops.PORT_ENV,
+              show_envvar=True, help="Serve Prometheus /metrics and /healthz on this port "
+                                     "(off by default).")
+@click.option("--metrics-host", default="127.0.0.1", show_default=True,
+              envvar="MONITOR_METRICS_HOST", show_envvar=True,
+              help="Address for --metrics-port; 0.0.0.0 in a container.")
 @pass_settings
-def run(settings: Settings) -> None:
+def run(settings: Settings, metrics_port: int | None, metrics_host: str) -> None:
     """Run the monitor: every source on its interval, alerts sent, watchlist edits applied.
 
     SIGTERM or Ctrl-C lets the checks in flight finish, then exits 0.
@@ -172,6 +178,14 @@ def run(settings: Settings) -> None:
     click.echo(f"watching {len(watchlist.sources)} sources from {settings.watchlist_path} "
                f"(edits are applied without restart); database {masked_url(settings.database_url)}",
                err=True)
+    if metrics_port:
+        try:
+            ops.serve(engine, metrics_port, metrics_host)
+        except OSError as exc:
+            service.stop()
+            fail(f"cannot serve /metrics on {metrics_host}:{metrics_port} ({exc.strerror}); "
+                 "choose another --metrics-port")
+        click.echo(f"/metrics and /healthz on http://{metrics_host}:{metrics_port}", err=True)
     stopping.wait()
     click.echo("stopping: letting the checks in flight finish", err=True)
     service.stop()

@@ -3,7 +3,12 @@ health failing when the scheduler stops beating or the store stops answering."""
 
 from __future__ import annotations
 
+import os
 import shutil
+import signal
+import socket
+import subprocess
+import sys
 import time
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -182,3 +187,49 @@ def test_probe_exits_1_when_nothing_listens() -> None:
     server.server_close()
 
     assert ops.probe(port, timeout=2) == 1
+
+
+def free_port() -> int:
+    with socket.socket() as probe_socket:
+        probe_socket.bind(("127.0.0.1", 0))
+        return probe_socket.getsockname()[1]
+
+
+@pytest.mark.slow
+def test_run_with_metrics_port_turns_healthy_and_counts_its_checks(site, sqlite_url,
+                                                                    tmp_path: Path) -> None:
+    site.set("/policy", policy_page(PROMISE))
+    watchlist = tmp_path / "watchlist.yaml"
+    watchlist.write_text(f"""defaults:
+  every: 1s
+  host_gap: 0.01s
+sources:
+  - id: acme
+    company: Acme
+    title: Usage
+    url: {site.url('/policy')}
+""")
+    port = free_port()
+    log = tmp_path / "run.log"
+    service = subprocess.Popen(
+        [sys.executable, "-m", "monitor", "--watchlist", str(watchlist), "--database",
+         sqlite_url, "run", "--metrics-port", str(port)],
+        stdout=log.open("w"), stderr=subprocess.STDOUT,
+        env={**os.environ, "NO_PROXY": "127.0.0.1,localhost"})
+    base = f"http://127.0.0.1:{port}"
+
+    def healthy() -> bool:
+        try:
+            return httpx.get(f"{base}/healthz").status_code == 200
+        except httpx.TransportError:
+            return False
+
+    try:
+        deadline = time.monotonic() + 30
+        while not healthy() and time.monotonic() < deadline and service.poll() is None:
+            time.sleep(0.1)
+        assert healthy(), log.read_text()
+        assert value(scrape(base), "checks_total", outcome="baseline") == 1
+    finally:
+        service.send_signal(signal.SIGTERM)
+        assert service.wait(timeout=30) == 0
