@@ -239,14 +239,23 @@ class _Reader:
         self.lines: dict[Loc, int] = {}
         self.problems: list[Problem] = []
         self._constructor = yaml.SafeLoader("")
+        self._open: set[int] = set()  # collection nodes being expanded, to stop alias loops
 
     def plain(self, node: yaml.Node, loc: Loc) -> Any:
         self.lines.setdefault(loc, node.start_mark.line + 1)
-        if isinstance(node, yaml.MappingNode):
-            return self._mapping(node, loc)
-        if isinstance(node, yaml.SequenceNode):
+        if not isinstance(node, yaml.CollectionNode):
+            return self._scalar(node)
+        if id(node) in self._open:  # an alias inside its own anchor: `a: &x [*x]`
+            self._add(node.start_mark.line + 1, "an anchor contains an alias of itself; "
+                      "remove the '*' reference to its own '&' anchor")
+            return None
+        self._open.add(id(node))
+        try:
+            if isinstance(node, yaml.MappingNode):
+                return self._mapping(node, loc)
             return [self.plain(item, (*loc, i)) for i, item in enumerate(node.value)]
-        return self._scalar(node)
+        finally:
+            self._open.discard(id(node))
 
     def _mapping(self, node: yaml.MappingNode, loc: Loc) -> dict[Any, Any]:
         result: dict[Any, Any] = {}
@@ -364,7 +373,7 @@ def _describe(value: Any) -> str:
     if isinstance(value, list | tuple):
         return "a list"
     if value is None:
-        return "nothing"
+        return "an empty value"
     kind = "text" if isinstance(value, str) else type(value).__name__
     return f"{kind} {value!r}"[:60]
 

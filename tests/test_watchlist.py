@@ -118,6 +118,8 @@ def test_the_documented_example_watchlist_is_valid() -> None:
     pytest.param(replace("  team:\n    - mailto://127.0.0.1:2525?from=a@example.org&to=b@example.org\n",
                          "  team: []\n"),
                  5, ["channel 'team' has no URLs"], id="empty-channel"),
+    pytest.param(GOOD.replace("sources:\n", "sources: &all\n") + "  - *all\n",
+                 7, ["an anchor contains an alias of itself"], id="recursive-alias"),
     pytest.param(GOOD + "path: elsewhere.yaml\n",
                  16, ["unknown key 'path'"], id="loader-field-is-not-a-key"),
 ])
