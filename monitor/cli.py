@@ -130,6 +130,8 @@ def check(settings: Settings, source_ids: tuple[str, ...]) -> None:
     engine = settings.engine()
     summaries = pipeline.check_all(watchlist, engine=engine, source_ids=source_ids or None,
                                    worker=scheduler.default_worker())
+    if not summaries:
+        click.echo(f"no sources in {watchlist.path}; add some under 'sources:'", err=True)
     for summary in summaries:
         click.echo(summary.line())
     report = notify.deliver_pending(engine, watchlist, worker=scheduler.default_worker())
