@@ -119,6 +119,18 @@ def test_monitor_waits_for_a_healthy_postgres_and_reads_config_read_only(compose
     assert db["image"].startswith("postgres:16")
 
 
+def test_web_view_shares_the_database_and_has_its_own_healthcheck(compose_command,
+                                                                   project) -> None:
+    services = resolved(compose_command, project)["services"]
+    web = services["web"]
+
+    assert web["command"][0] == "serve"
+    assert web["environment"]["DATABASE_URL"] == services["monitor"]["environment"]["DATABASE_URL"]
+    assert web["depends_on"]["db"]["condition"] == "service_healthy"
+    assert "127.0.0.1:8080" in " ".join(web["healthcheck"]["test"])
+    assert {(p["host_ip"], p["target"]) for p in web["ports"]} == {("127.0.0.1", 8080)}
+
+
 def test_mail_catcher_runs_only_with_the_mail_profile(compose_command, project) -> None:
     assert "mailpit" not in resolved(compose_command, project)["services"]
 
