@@ -5,9 +5,14 @@ from __future__ import annotations
 
 import json
 import logging
+import os
+import signal
 import socket
+import subprocess
+import sys
 import threading
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 
 import pytest
 import responses
@@ -16,9 +21,9 @@ from aiosmtpd.smtp import AuthResult
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
-from monitor import notify, render, store
+from monitor import notify, pipeline, render, store
 from monitor.store import Alert, Attempt, Change, Delivery
-from monitor.watchlist import Defaults, Source, Watchlist
+from monitor.watchlist import Defaults, Source, Watchlist, load
 from tests.conftest import Mailbox
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -317,3 +322,127 @@ def test_send_test_says_which_target_failed_and_why(smtp) -> None:
 def test_send_test_covers_one_or_all_channels(smtp, channel) -> None:
     watchlist = watchlist_with(smtp.apprise_url())
     assert [r.channel for r in notify.send_test(watchlist, channel)] == ["team"]
+
+
+
+# --- SIGKILL during a send, then a restart -------------------------------------------------------
+
+REPO = Path(__file__).resolve().parents[1]
+WATCHLIST_YAML = """\
+defaults:
+  notify: [team]
+  host_gap: 0.001
+channels:
+  team:
+    - {mail}
+sources:
+  - id: acme-usage
+    company: Acme
+    title: Usage Policies
+    url: {url}
+    commitments:
+      - id: pause
+        title: Pause when safeguards lag
+        quote: We will pause training when safeguards lag
+"""
+PAGE = "<html><body><main><h1>Policy</h1><p>{}</p><p>{}</p></main></body></html>"
+FILLER = " ".join(f"Section {i} describes how the service works in region {i}." for i in range(12))
+
+
+class GatedMailbox(Mailbox):
+    """Holds the client at one SMTP step until the test lets go: at RCPT (nothing accepted
+    yet) or at DATA (the message is stored, the 250 answer not yet sent)."""
+
+    def __init__(self, hold: str) -> None:
+        super().__init__()
+        self.hold = hold
+        self.reached = threading.Event()
+        self.release = threading.Event()
+
+    async def handle_RCPT(self, server, session, envelope, address, options) -> str:  # noqa: N802
+        envelope.rcpt_tos.append(address)
+        self._gate("RCPT")
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope) -> str:  # noqa: N802
+        reply = await super().handle_DATA(server, session, envelope)
+        self._gate("DATA")
+        return reply
+
+    def _gate(self, step: str) -> None:
+        if step == self.hold and not self.release.is_set():
+            self.reached.set()
+            self.release.wait(timeout=30)
+
+
+@pytest.fixture
+def stored_alert(request, sqlite_url, site, tmp_path):
+    """One weakened-commitment alert stored by earlier checks, a watchlist file for the real
+    service, and an SMTP server that will hold the client at ``request.param``. SQLite only:
+    the claims themselves are tested on both databases above; this is about the process."""
+    database_url = sqlite_url
+    mailbox = GatedMailbox(request.param)
+    port = closed_port()
+    server = Controller(mailbox, hostname="127.0.0.1", port=port)
+    server.start()
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(WATCHLIST_YAML.format(mail=smtp_url(port), url=site.url("/policy")))
+    watchlist = load(path)
+    engine = store.make_engine(database_url)
+    store.create_schema(engine)
+    earlier = store.utcnow() - timedelta(hours=1)
+    for minute, sentence in enumerate(("We will pause training when safeguards lag.",
+                                       "We may pause training when safeguards lag.")):
+        site.set("/policy", PAGE.format(sentence, FILLER))
+        pipeline.check_all(watchlist, engine=engine, worker="earlier",
+                           now=lambda m=minute: earlier + timedelta(minutes=m))
+    yield engine, watchlist, mailbox, {**os.environ, "DATABASE_URL": database_url,
+                                       "MONITOR_WATCHLIST": str(path)}
+    mailbox.release.set()
+    server.stop()
+    engine.dispose()
+
+
+def kill_while_held(mailbox: GatedMailbox, env: dict[str, str]) -> None:
+    """Run the real `commitment-monitor check` and SIGKILL it while the SMTP server holds it."""
+    service = subprocess.Popen([sys.executable, "-m", "monitor", "check"], cwd=REPO, env=env,
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert mailbox.reached.wait(timeout=30), "the service never reached the SMTP server"
+        os.kill(service.pid, signal.SIGKILL)
+        assert service.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        service.kill()
+        mailbox.release.set()
+
+
+def after_restart(engine: Engine, watchlist: Watchlist) -> notify.DeliveryReport:
+    """A new sender, later than the dead one's claim can stay fresh."""
+    later = store.utcnow() + notify.STALE_CLAIM + timedelta(minutes=1)
+    return notify.deliver_pending(engine, watchlist, worker="restarted", now=lambda: later)
+
+
+@pytest.mark.parametrize("stored_alert", ["RCPT"], indirect=True)
+def test_sigkill_before_the_server_accepted_then_restart_sends_once(stored_alert) -> None:
+    engine, watchlist, mailbox, env = stored_alert
+
+    kill_while_held(mailbox, env)
+    assert [d.status for d in deliveries(engine)] == ["sending"]  # claimed by the dead process
+    report = after_restart(engine, watchlist)
+
+    assert report.sent == 1 and len(mailbox.messages) == 1
+    assert [d.status for d in deliveries(engine)] == ["sent"]
+    assert after_restart(engine, watchlist).sent == 0
+
+
+@pytest.mark.parametrize("stored_alert", ["DATA"], indirect=True)
+def test_sigkill_after_the_server_accepted_is_the_one_documented_duplicate(stored_alert) -> None:
+    """docs/guarantees.md: killed between the server's acceptance and our commit, the claim
+    goes stale and the alert is sent again: at-least-once, never lost."""
+    engine, watchlist, mailbox, env = stored_alert
+
+    kill_while_held(mailbox, env)
+    report = after_restart(engine, watchlist)
+
+    assert report.sent == 1 and len(mailbox.messages) == 2
+    assert mailbox.messages[0]["Subject"] == mailbox.messages[1]["Subject"]
