@@ -4,8 +4,14 @@ SMTP server receives the alerts, on SQLite and PostgreSQL. Time is injected; not
 from __future__ import annotations
 
 import json
+import os
+import signal
+import subprocess
+import sys
+import threading
 from datetime import UTC, datetime, timedelta
 from http.server import BaseHTTPRequestHandler
+from pathlib import Path
 
 import pytest
 import responses
@@ -14,7 +20,7 @@ from sqlmodel import func, select
 
 from monitor import notify, pipeline, store
 from monitor.store import Alert, Change, Check, Delivery, Snapshot, SourceState, Version
-from monitor.watchlist import Commitment, Defaults, Source, Watchlist
+from monitor.watchlist import Commitment, Defaults, Source, Watchlist, load
 from tests.conftest import Response
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
@@ -412,3 +418,44 @@ def test_summary_line_names_source_outcome_changes_and_error() -> None:
     assert pipeline.CheckSummary("acme", "changed", 2, None, 5).line() == \
         "acme: changed, 2 changes [5 ms]"
 
+
+
+def test_sigkill_mid_check_stores_nothing_and_a_later_check_redoes_it(sqlite_url, site, smtp,
+                                                                     tmp_path) -> None:
+    """The real `check` command is killed while it waits for the page: no half-stored check; the
+    dead process's lease expires and the next check records the baseline."""
+    reached, release = threading.Event(), threading.Event()
+
+    def held_page(handler: BaseHTTPRequestHandler) -> Response:
+        if not release.is_set():
+            reached.set()
+            release.wait(timeout=30)
+        return Response(page())
+
+    site.set("/policy", held_page)
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(f"""\
+defaults: {{notify: [team], host_gap: 0.001}}
+channels: {{team: ["{smtp.apprise_url()}"]}}
+sources:
+  - {{id: acme-usage, company: Acme, title: Usage Policies, url: "{site.url('/policy')}"}}
+""")
+    env = {**os.environ, "DATABASE_URL": sqlite_url, "MONITOR_WATCHLIST": str(path)}
+    service = subprocess.Popen([sys.executable, "-m", "monitor", "check"], env=env,
+                               cwd=Path(__file__).resolve().parents[1],
+                               stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        assert reached.wait(timeout=30), "the service never fetched the page"
+        os.kill(service.pid, signal.SIGKILL)
+        assert service.wait(timeout=10) == -signal.SIGKILL
+    finally:
+        service.kill()
+        release.set()
+
+    engine = store.make_engine(sqlite_url)
+    assert (count(engine, Check), count(engine, Version), count(engine, Snapshot)) == (0, 0, 0)
+    later = store.utcnow() + timedelta(hours=1)  # past any lease the dead process held
+    [summary] = pipeline.check_all(load(path), engine=engine, now=lambda: later, worker="next")
+    assert summary.outcome == "baseline"
+    assert (count(engine, Check), count(engine, Version)) == (1, 1)
+    engine.dispose()
