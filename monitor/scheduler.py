@@ -214,13 +214,12 @@ class Service:
                   first: datetime) -> None:
         seconds = interval.total_seconds()
         self._scheduler.add_job(
-            self._check, IntervalTrigger(seconds=seconds, start_date=first, jitter=jitter or None,
+            self.check, IntervalTrigger(seconds=seconds, start_date=first, jitter=jitter or None,
                                          timezone=UTC),
             args=[source_id], id=f"check:{source_id}", name=f"check {source_id}",
             next_run_time=first, max_instances=1, coalesce=True,
             misfire_grace_time=max(1, int(seconds)), replace_existing=True)
-        logger.info("next check of %s at %s (every %s)", source_id,
-                    first.strftime("%Y-%m-%d %H:%M:%S UTC"), interval)
+        logger.info("next check of %s at %s (every %s)", source_id, _utc_text(first), interval)
 
     def _last_checked(self, source_ids: Iterable[str]) -> dict[str, datetime]:
         wanted = set(source_ids)
@@ -228,6 +227,11 @@ class Service:
             return {state.source_id: as_utc(state.last_checked_at)
                     for state in store.source_states(session)
                     if state.source_id in wanted and state.last_checked_at is not None}
+
+    def _last_checked_at(self, source_id: str) -> datetime | None:
+        with store.session(self.engine) as session:
+            state = session.get(store.SourceState, source_id)
+        return as_utc(state.last_checked_at) if state and state.last_checked_at else None
 
     def _renew_client(self, watchlist: Watchlist) -> None:
         """A new HTTP client and host gate for new defaults; checks in flight keep the old ones."""
@@ -238,17 +242,28 @@ class Service:
 
     # --- jobs -----------------------------------------------------------------------------------
 
-    def _check(self, source_id: str) -> None:
+    def check(self, source_id: str) -> bool:
+        """What a source's job runs: check it now, unless another process (a replica, or a
+        manual `check`) did within half its interval; then this run is skipped and the next
+        one follows that check. True when checked."""
         if self._stopping.is_set():
-            return
+            return False
         watchlist, client, gate = self.watchlist, self._client, self._gate
         assert watchlist is not None and client is not None
         try:
             source = watchlist.source(source_id)
         except KeyError:  # removed by a reload while this run waited for a thread
-            return
+            return False
+        interval = watchlist.interval(source)
+        last = self._last_checked_at(source_id)
+        if last is not None and store.utcnow() - last < interval / 2:
+            self._scheduler.modify_job(f"check:{source_id}", next_run_time=last + interval)
+            logger.info("source=%s was checked elsewhere at %s; next check at %s", source_id,
+                        _utc_text(last), _utc_text(last + interval))
+            return False
         pipeline.check_source(source, watchlist, engine=self.engine, client=client, gate=gate,
                               worker=self.worker)  # logs its one line per check
+        return True
 
     def _deliver(self) -> None:
         assert self.watchlist is not None
@@ -275,6 +290,10 @@ def _trigger_settings(watchlist: Watchlist, source: Source) -> tuple[timedelta, 
     """What a source's job depends on: its interval, and its jitter in seconds."""
     interval = watchlist.interval(source)
     return interval, interval.total_seconds() * watchlist.defaults.jitter
+
+
+def _utc_text(moment: datetime) -> str:
+    return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
 def _digest(text: str) -> str:

@@ -19,8 +19,8 @@ import pytest
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
-from monitor import store
-from monitor.scheduler import Service, first_runs
+from monitor import pipeline, store
+from monitor.scheduler import Service, as_utc, first_runs
 from tests.conftest import Response, Site
 
 T = TypeVar("T")
@@ -178,6 +178,29 @@ def test_restart_continues_from_the_stored_last_check(tmp_path: Path, site: Site
         service.stop()
     assert abs(runs["alpha"] - (checked + HOUR)) < timedelta(seconds=1)
     assert runs["beta"] - store.utcnow() < timedelta(seconds=10)
+
+
+def test_a_source_checked_elsewhere_a_moment_ago_is_skipped_and_follows_that_check(
+        paused: Service, site: Site, sqlite_engine: Engine) -> None:
+    """A replica, or a manual `check`, got there first: this run waits for the next interval."""
+    site.set("/alpha", PAGE)
+    assert paused.watchlist is not None
+    pipeline.check_all(paused.watchlist, engine=sqlite_engine, source_ids=["alpha"])
+    with Session(sqlite_engine) as session:
+        state = session.get(store.SourceState, "alpha")
+        assert state is not None and state.last_checked_at is not None
+        last = as_utc(state.last_checked_at)
+
+    assert paused.check("alpha") is False
+    assert site.hits("/alpha") == 1
+    assert abs(paused.next_runs()["alpha"] - (last + HOUR)) < timedelta(seconds=1)
+
+
+def test_a_due_source_is_checked_by_its_job(paused: Service, site: Site,
+                                            sqlite_engine: Engine) -> None:
+    site.set("/beta", PAGE)
+    assert paused.check("beta") is True
+    assert [check.outcome for check in checks_of(sqlite_engine, "beta")] == ["baseline"]
 
 
 def test_a_new_source_is_checked_within_seconds(tmp_path: Path, site: Site,
