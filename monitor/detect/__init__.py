@@ -11,7 +11,6 @@ commitment language (a list item counts through its lead-in). Everything else ma
 
 from __future__ import annotations
 
-import re
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -22,6 +21,7 @@ from monitor.detect.collapse import collapse_reason
 from monitor.detect.judge import judge, word_diff
 from monitor.detect.locate import Located, Span, align, is_commitment, same_section
 from monitor.detect.sentences import Unit, canonical, is_date_stamp, sentence_key, split
+from monitor.detect.wording import EXCEPTION_CLAUSE
 
 __all__ = ["SEVERITY", "CommitmentLike", "Detection", "Finding", "Status", "detect",
            "sentence_key"]
@@ -33,9 +33,6 @@ SEVERITY: tuple[Status, ...] = ("removed", "weakened", "not_found", "reworded", 
 """Most severe first; an alert's subject starts with the most severe status it carries."""
 
 RESTORED_CUTOFF = 92.0    # how close an added sentence must be to one removed earlier
-EXCEPTION_CLAUSE = re.compile(
-    r"\b(?:make|grant|allow|permit) exceptions?\b|\bexceptions? to (?:this|these|our|the)\b")
-"""A new sentence that carves exceptions out of the rules weakens them; it is no mere addition."""
 
 
 class CommitmentLike(Protocol):

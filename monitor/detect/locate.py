@@ -17,18 +17,7 @@ from dataclasses import dataclass, field
 from rapidfuzz import fuzz, process
 
 from monitor.detect.sentences import Unit, canonical, split_sentences
-
-COMMITMENT_LANGUAGE = re.compile(r"\b(?:" + "|".join((
-    r"will", r"shall", r"must", r"never", r"commit(?:s|ted|ment|ments)?",
-    r"pledge[sd]?", r"promise[sd]?", r"guarantee[sd]?", r"prohibit(?:s|ed|ion)?", r"forbidden",
-    r"not (?:permitted|allowed)", r"disallow(?:ed)?", r"may not", r"should not",
-    r"(?:you|users?) cannot",
-    r"do not", r"does not", r"agrees? not to", r"(?:is|are) required to",
-    r"only (?:if|after|when|once|with)", r"we (?:aim|strive|intend|endeavou?r|seek)",
-    r"refrain", r"in no event", r"(?:make|grant) exceptions?", r"exceptions? to",
-    r"(?:sole|absolute) discretion",
-)) + r")\b")
-"""Commitment language, matched against canonical text (contractions expanded, no punctuation)."""
+from monitor.detect.wording import COMMITMENT_LANGUAGE
 
 RATIO_CUTOFF = 62.0          # fuzz.ratio for two versions of one sentence
 CONTAINMENT_CUTOFF = 90.0    # token_set_ratio when one version adds or drops a clause
