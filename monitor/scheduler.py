@@ -42,6 +42,9 @@ CATCH_UP_WINDOW = timedelta(seconds=60)
 DELIVER_EVERY = 5.0
 """Alerts stored by a check go out within this many seconds (an idle poll is one small query)."""
 RELOAD_EVERY = 2.0
+"""How often the watchlist file's mtime and size are looked at."""
+THREADS = 4
+"""Checks wait on the network, not the CPU; the per-host gate keeps them polite to each site."""
 DELIVER_JOB = "deliver"
 RELOAD_JOB = "reload"
 
@@ -95,17 +98,13 @@ class Service:
     URL or selectors applies at its next check without touching its schedule.
     """
 
-    def __init__(self, path: Path, engine: Engine, *, worker: str | None = None,
-                 workers: int = 4, reload_every: float = RELOAD_EVERY,
-                 deliver_every: float = DELIVER_EVERY) -> None:
+    def __init__(self, path: Path, engine: Engine, *, worker: str | None = None) -> None:
         self.path = Path(path)
         self.engine = engine
         self.worker = worker or default_worker()
-        self.reload_every = reload_every
-        self.deliver_every = deliver_every
         self.watchlist: Watchlist | None = None
         self._scheduler = BackgroundScheduler(
-            executors={"default": ThreadPoolExecutor(max_workers=workers)}, timezone=UTC)
+            executors={"default": ThreadPoolExecutor(max_workers=THREADS)}, timezone=UTC)
         self._lock = threading.Lock()  # one reload at a time (the job, or a caller)
         self._stopping = threading.Event()
         self._stamp: _FileStamp | None = None
@@ -127,14 +126,10 @@ class Service:
             self._digest = _digest(text)
             watchlist = watchlist_module.parse(text, name=str(self.path))
             self._use(watchlist)
-        self._scheduler.add_job(self._deliver, IntervalTrigger(seconds=self.deliver_every,
-                                                               timezone=UTC),
-                                id=DELIVER_JOB, name="deliver pending alerts",
-                                max_instances=1, coalesce=True)
-        self._scheduler.add_job(self.reload, IntervalTrigger(seconds=self.reload_every,
-                                                             timezone=UTC),
-                                id=RELOAD_JOB, name="reload the watchlist",
-                                max_instances=1, coalesce=True)
+        for job_id, function, seconds in ((DELIVER_JOB, self._deliver, DELIVER_EVERY),
+                                          (RELOAD_JOB, self.reload, RELOAD_EVERY)):
+            self._scheduler.add_job(function, IntervalTrigger(seconds=seconds, timezone=UTC),
+                                    id=job_id, max_instances=1, coalesce=True)
         self._scheduler.start(paused=paused)
         return watchlist
 
