@@ -234,3 +234,13 @@ def test_baseline_reports_only_missing_quotes_with_the_closest_text() -> None:
     (finding,) = detection.findings
     assert finding.status == "not_found" and finding.key == "r"
     assert "closest" in finding.reason
+
+
+@pytest.mark.parametrize("removed_before", [["pause"],
+                                            ["We will pause training if safeguards lag."]])
+def test_configured_quote_back_is_restored_by_id_or_by_its_removed_sentence(
+        removed_before: list[str]) -> None:
+    commitment = Commitment("pause", "Pause", "we will pause training if safeguards lag")
+    (finding,) = detect("We publish reports.", "We publish reports. We will pause training if "
+                        "safeguards lag.", [commitment], removed_before=removed_before).findings
+    assert (finding.status, finding.key) == ("restored", "pause")

@@ -19,7 +19,14 @@ from rapidfuzz import fuzz, process
 
 from monitor.detect.collapse import collapse_reason
 from monitor.detect.judge import judge, word_diff
-from monitor.detect.locate import Located, Span, align, is_commitment, same_section
+from monitor.detect.locate import (
+    QUOTE_CUTOFF,
+    Located,
+    Span,
+    align,
+    is_commitment,
+    same_section,
+)
 from monitor.detect.sentences import Unit, canonical, is_date_stamp, sentence_key, split
 from monitor.detect.wording import EXCEPTION_CLAUSE
 
@@ -33,6 +40,7 @@ SEVERITY: tuple[Status, ...] = ("removed", "weakened", "not_found", "reworded", 
 """Most severe first; an alert's subject starts with the most severe status it carries."""
 
 RESTORED_CUTOFF = 92.0    # how close an added sentence must be to one removed earlier
+HINT_CUTOFF = 50.0        # a not_found quote names the closest text when it is at least this close
 
 
 class CommitmentLike(Protocol):
@@ -64,8 +72,9 @@ class Detection:
 def detect(old: str | None, new: str, commitments: Sequence[CommitmentLike], *,
            discover: bool = False, removed_before: Collection[str] = ()) -> Detection:
     """old=None means a baseline: only configured quotes missing from ``new`` are reported
-    (status "not_found"). ``removed_before`` holds sentences (or their keys) reported removed
-    earlier, so their return is "restored" rather than "added"."""
+    (status "not_found"). ``removed_before`` holds what was reported removed earlier, as
+    sentences, sentence keys ("s:...") or commitment ids, so a return is "restored", not
+    "added"."""
     if reason := collapse_reason(old, new):
         return Detection(findings=(), collapsed=reason)
     new_units = _tracked(new)
@@ -84,12 +93,16 @@ def _tracked(text: str) -> list[Unit]:
 
 
 def _not_found(document: Located, commitments: Sequence[CommitmentLike]) -> Iterator[Finding]:
+    """Configured quotes absent from a first version, with the nearest text as a hint for
+    fixing the watchlist."""
     for commitment in commitments:
-        if document.find(commitment.quote):
+        if document.find_exact(commitment.quote):
             continue
         closest = document.closest(commitment.quote)
+        if closest and closest[0] >= QUOTE_CUTOFF:
+            continue
         hint = ""
-        if closest and closest[0] >= 50:
+        if closest and closest[0] >= HINT_CUTOFF:
             text = _text(document.units, closest[1])
             hint = f'; closest: "{text[:80]}" ({closest[0]:.0f}% similar)'
         yield Finding("not_found", commitment.id, commitment.id, commitment.title, None, None, (),
@@ -113,6 +126,7 @@ class _Comparison:
         self.old_headings = {canonical(h) for u in old for h in u.section}
         self.new_headings = {canonical(h) for u in new for h in u.section}
         self.removed_keys = {r if r.startswith("s:") else sentence_key(r) for r in removed_before}
+        self.removed_keys.update(removed_before)          # commitment ids as they are
         self.removed_texts = {canonical(r): r for r in removed_before if not r.startswith("s:")}
 
     # --- configured quotes -------------------------------------------------------------------
@@ -132,7 +146,8 @@ class _Comparison:
             return self._finding("removed", commitment.id, before, after,
                                  "configured quote no longer in the document", commitment)
         if not before:
-            status: Status = "restored" if commitment.id in self.removed_keys else "added"
+            returned = {commitment.id, sentence_key(" ".join(u.text for u in after))}
+            status: Status = "restored" if returned & self.removed_keys else "added"
             return self._finding(status, commitment.id, before, after,
                                  "configured quote now in the document", commitment)
         return self._changed(commitment.id, before, after, commitment)

@@ -1,10 +1,10 @@
 """Judge how one commitment sentence changed: weakened, strengthened or reworded, and why.
 
-Each signal compares the two versions' canonical texts (casefolded words, contractions expanded)
-and reports a direction with a one-line reason. The wording lists come from real revisions of AI
-companies' policies (xAI "would" -> "may", GDM "updated" -> "reviewed", Anthropic's competitor
-clause, Meta "match or exceed" -> "exceed", Microsoft six -> twelve months, OpenAI's list item
-"Military and warfare" deleted).
+Each signal (negation, modality, conditions, numbers, word swaps, list elements, qualifiers)
+reads the two versions and the words that changed between them, and reports a direction with a
+one-line reason. Any weakening makes the verdict "weakened" (a reader must see it even when
+something else got stronger); a number whose direction cannot be known makes it "reworded" with
+that said. The word lists are in wording.py.
 """
 
 from __future__ import annotations
@@ -31,6 +31,7 @@ from monitor.detect.wording import (
     MONTHS,
     NEGATION,
     NUMBER_WORDS,
+    OPPOSITE,
     QUALIFIERS,
     REFERENCE,
     REPLACEMENTS,
@@ -76,13 +77,22 @@ def _masked(text: str) -> str:
     return canonical(REFERENCE.sub(lambda m: m.group(0).split()[0], text))
 
 
-def word_diff(before: str, after: str) -> Diff:
-    """Word-level ops ("=", text) / ("-", text) / ("+", text) in the original wording."""
+Opcodes = list[tuple[str, int, int, int, int]]
+
+
+def _opcodes(before: str, after: str) -> tuple[list[str], list[str], Opcodes]:
+    """Words of both versions and difflib's edit script over their canonical forms."""
     old, new = before.split(), after.split()
     matcher = SequenceMatcher(None, [canonical(w) for w in old], [canonical(w) for w in new],
                               autojunk=False)
+    return old, new, matcher.get_opcodes()
+
+
+def word_diff(before: str, after: str) -> Diff:
+    """Word-level ops ("=", text) / ("-", text) / ("+", text) in the original wording."""
+    old, new, opcodes = _opcodes(before, after)
     diff: list[tuple[str, str]] = []
-    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
+    for tag, i1, i2, j1, j2 in opcodes:
         if tag == "equal":
             diff.append(("=", " ".join(old[i1:i2])))
             continue
@@ -103,11 +113,10 @@ class Chunk:
 
 
 def _changed_chunks(before: str, after: str) -> list[Chunk]:
-    old, new = before.split(), after.split()
-    matcher = SequenceMatcher(None, [canonical(w) for w in old], [canonical(w) for w in new],
-                              autojunk=False)
+    """The edits that change words ("interests.It" -> "interests. It" changes none)."""
+    old, new, opcodes = _opcodes(before, after)
     chunks = [Chunk(" ".join(old[i1:i2]), " ".join(new[j1:j2]), " ".join(old[:i1]))
-              for tag, i1, i2, j1, j2 in matcher.get_opcodes() if tag != "equal"]
+              for tag, i1, i2, j1, j2 in opcodes if tag != "equal"]
     return [c for c in chunks if canonical(c.removed) != canonical(c.added)]
 
 
@@ -195,7 +204,8 @@ def replacements(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
         if _swapped(old, new, strong, weak):
             signals.append(Signal(WEAKER, f'{label}: "{strong}" -> "{weak}"'))
         elif _swapped(new, old, strong, weak):
-            signals.append(Signal(STRONGER, f'{_reverse(label)}: "{weak}" -> "{strong}"'))
+            opposite = OPPOSITE.get(label, label)
+            signals.append(Signal(STRONGER, f'{opposite}: "{weak}" -> "{strong}"'))
     return signals
 
 
@@ -208,11 +218,6 @@ def _swapped(old: str, new: str, strong: str, weak: str) -> bool:
     if w in s:
         return new.count(w) > 0 and new.count(w) >= old.count(w)
     return new.count(w) > old.count(w)
-
-
-def _reverse(label: str) -> str:
-    return {"verb downgrade": "verb upgrade", "binding -> aspirational": "aspirational -> binding",
-            "scope narrowed": "scope widened", "consent -> opt-out": "opt-out -> consent"}[label]
 
 
 def qualifiers(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
@@ -324,12 +329,15 @@ def _deadlines(text: str) -> list[tuple[date, str]]:
     for match in DATE.finditer(lowered):
         if not DEADLINE.search(lowered[:match.start()]):
             continue
-        if match.group("iso"):
-            found.append((date.fromisoformat(match.group("iso")), match.group(0)))
-        else:
-            month = MONTHS.index(match.group("month")) + 1
-            found.append((date(int(match.group("year")), month, int(match.group("day"))),
-                          match.group(0)))
+        try:
+            if match.group("iso"):
+                when = date.fromisoformat(match.group("iso"))
+            else:
+                when = date(int(match.group("year")), MONTHS.index(match.group("month")) + 1,
+                            int(match.group("day")))
+        except ValueError:                   # "February 30": not a date we can compare
+            continue
+        found.append((when, match.group(0)))
     return found
 
 

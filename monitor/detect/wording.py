@@ -89,6 +89,10 @@ REPLACEMENTS: tuple[tuple[str, str, str], ...] = (
     ("before", "at or after", "scope narrowed"), ("prior to", "after", "scope narrowed"),
 )
 
+OPPOSITE = {"verb downgrade": "verb upgrade", "binding -> aspirational": "aspirational -> binding",
+            "scope narrowed": "scope widened", "consent -> opt-out": "opt-out -> consent"}
+"""What each swap is called when it runs the other way."""
+
 NUMBER_WORDS = {
     "a": 1, "an": 1, "one": 1, "two": 2, "three": 3, "four": 4, "five": 5, "six": 6, "seven": 7,
     "eight": 8, "nine": 9, "ten": 10, "eleven": 11, "twelve": 12, "fifteen": 15, "eighteen": 18,
