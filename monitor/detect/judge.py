@@ -109,13 +109,14 @@ class Chunk:
 
     removed: str
     added: str
-    context: str        # the old sentence up to the change (for list and exception context)
+    context: str        # the sentence up to the change, old side for a removal, else new side
 
 
 def _changed_chunks(before: str, after: str) -> list[Chunk]:
     """The edits that change words ("interests.It" -> "interests. It" changes none)."""
     old, new, opcodes = _opcodes(before, after)
-    chunks = [Chunk(" ".join(old[i1:i2]), " ".join(new[j1:j2]), " ".join(old[:i1]))
+    chunks = [Chunk(" ".join(old[i1:i2]), " ".join(new[j1:j2]),
+                    " ".join(old[:i1] if i2 > i1 else new[:j1]))
               for tag, i1, i2, j1, j2 in opcodes if tag != "equal"]
     return [c for c in chunks if canonical(c.removed) != canonical(c.added)]
 
