@@ -311,3 +311,13 @@ def _wrap_with_hyphens(text: str, width: int, hyphenate: bool) -> list[str]:
 def pdf_factory() -> Callable[..., bytes]:
     """make_pdf, for tests that serve or parse generated PDFs."""
     return make_pdf
+
+
+@pytest.fixture
+def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
+    """A store on a SQLite file only, for tests whose subject is not the database (PostgreSQL
+    setup costs seconds per test; use ``engine`` where both backends matter)."""
+    eng = store.make_engine(sqlite_url)
+    store.create_schema(eng)
+    yield eng
+    eng.dispose()
