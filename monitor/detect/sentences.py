@@ -73,15 +73,24 @@ class Unit:
 
 CONTRACTIONS = re.compile(r"\b(won|can)['’]t\b|n['’]t\b")
 EXPANSIONS = {"won": "will not", "can": "cannot"}
+BRITISH = ((re.compile(r"(?<=\w\w\w)([iy])s(e|ed|es|ing|ation|ations)\b"), r"\1z\2"),  # organise
+           (re.compile(r"(?<=licen|defen|offen)ce\b"), "se"),                         # licence
+           (re.compile(r"(?<=\w\w\w)our\b"), "or"),                                   # behaviour
+           (re.compile(r"(?<=\w\w\w)ll(ed|ing)\b"), r"l\1"),                          # cancelled
+           (re.compile(r"\bjudgement\b"), "judgment"), (re.compile(r"\bcentre\b"), "center"))
+"""British spellings read as American ones: the same page served to another country is the
+same text. Applied to both versions alike, so an over-eager rule ("otherwize") costs nothing."""
 
 
 @functools.lru_cache(maxsize=65536)
 def canonical(text: str) -> str:
-    """Casefolded words only: quotes, dashes, punctuation, numbering, spacing and contractions
-    ("won't" = "will not") never matter."""
+    """Casefolded words only: quotes, dashes, punctuation, numbering, spacing, contractions
+    ("won't" = "will not") and British or American spelling never matter."""
     text = NUMBERING.sub("", unicodedata.normalize("NFKC", text), count=1).casefold()
     if "'" in text or "’" in text:
         text = CONTRACTIONS.sub(lambda m: EXPANSIONS[m[1]] if m[1] else " not", text)
+    for spelling, american in BRITISH:
+        text = spelling.sub(american, text)
     return " ".join(WORD.findall(text))
 
 
