@@ -105,10 +105,15 @@ def check_source(source: Source, watchlist: Watchlist, *, engine: Engine, client
                  worker: str = WORKER) -> CheckSummary:
     """Check one source now. Never raises: whatever goes wrong is this source's failed check."""
     ttl = max(LEASE_MIN, watchlist.defaults.timeout * 10)
-    if not store.acquire_lease(engine, source.id, worker=worker, now=now(), ttl=ttl):
-        skipped = CheckSummary(source.id, "skipped", 0, "being checked by another worker", 0)
-        ops.observe_check(skipped)
-        return skipped
+    try:
+        leased = store.acquire_lease(engine, source.id, worker=worker, now=now(), ttl=ttl)
+    except SQLAlchemyError as exc:  # locked or unreachable: nothing stored, the next check runs
+        leased, summary = False, _unstored(source, exc, 0)
+    else:
+        summary = CheckSummary(source.id, "skipped", 0, "being checked by another worker", 0)
+    if not leased:
+        ops.observe_check(summary)
+        return summary
     # The check starts once it holds the lease, so the recorded [start, start + duration] of two
     # checks of one source never overlap, even when one replica waited for another's release.
     run = Run(source, watchlist, engine, now, worker, now(), time.monotonic())
@@ -117,20 +122,40 @@ def check_source(source: Source, watchlist: Watchlist, *, engine: Engine, client
             summary = _check(run, client, gate)
         except SourceError as exc:
             summary = _record_failure(run, exc)
+        except SQLAlchemyError as exc:  # e.g. a full disk: this check is lost, the next redoes it
+            summary = _record_failure(run, SourceError("database", database_error(exc)))
         except Exception as exc:  # around one source: a bug or a broken page must not stop others
             logger.exception("source=%s unexpected error", source.id)
             summary = _record_failure(run, SourceError("internal", f"{type(exc).__name__}: {exc}"))
     except SQLAlchemyError as exc:  # even the failure could not be stored (locked or full disk)
-        logger.error("source=%s could not store the check: %s", source.id, exc)
-        summary = CheckSummary(source.id, "failed", 0, f"database: {type(exc).__name__}",
-                               run.elapsed_ms())
+        summary = _unstored(source, exc, run.elapsed_ms())
     finally:
-        store.release_lease(engine, source.id, worker=worker)
+        _release_lease(engine, source, worker)
     logger.info("source=%s outcome=%s changes=%d ms=%d%s", source.id, summary.outcome,
                 summary.changes, summary.duration_ms, f" error={summary.error}"
                 if summary.error else "")
     ops.observe_check(summary)
     return summary
+
+
+def database_error(exc: SQLAlchemyError) -> str:
+    """The database's own one-line reason ("database or disk is full", "database is locked"),
+    without the SQL statement and its parameters, which hold page text."""
+    reason = str(getattr(exc, "orig", None) or type(exc).__name__).strip().splitlines()
+    return f"could not store the check ({(reason or [''])[0][:200]}); the next check redoes it"
+
+
+def _unstored(source: Source, exc: SQLAlchemyError, elapsed_ms: int) -> CheckSummary:
+    logger.error("source=%s %s", source.id, database_error(exc))
+    return CheckSummary(source.id, "failed", 0, f"database: {database_error(exc)}", elapsed_ms)
+
+
+def _release_lease(engine: Engine, source: Source, worker: str) -> None:
+    try:
+        store.release_lease(engine, source.id, worker=worker)
+    except SQLAlchemyError as exc:  # the lease then expires by itself
+        logger.warning("source=%s could not release its lease: %s", source.id,
+                       database_error(exc))
 
 
 def renormalise(watchlist: Watchlist, *, engine: Engine) -> int:
