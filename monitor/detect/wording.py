@@ -20,7 +20,8 @@ COMMITMENT_LANGUAGE = _words(
     "will", "shall", "must", "never", "commit(?:s|ted|ment|ments)?", "pledge[sd]?",
     "promise[sd]?", "guarantee[sd]?", "prohibit(?:s|ed|ion)?", "forbidden",
     "not (?:permitted|allowed)", "disallow(?:ed)?", "may not", "should not",
-    "(?:you|users?) cannot", "do not", "does not", "agrees? not to", "(?:is|are) required to",
+    "(?:you|users?) (?:cannot|should)", "do not", "does not", "agrees? not to",
+    "(?:is|are) required to",
     "only (?:if|after|when|once|with)", "we (?:aim|strive|intend|endeavou?r|seek)", "refrain",
     "in no event", "(?:make|grant) exceptions?", "exceptions? to", "(?:sole|absolute) discretion",
 )
