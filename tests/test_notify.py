@@ -27,6 +27,8 @@ from monitor.watchlist import Defaults, Source, Watchlist, load
 from tests.conftest import Mailbox
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For tests whose subject is not the database: PostgreSQL setup costs seconds per test."""
 SLACK_URL = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7/#policy-alerts"
 SLACK_HOOK = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
 SOURCE = Source(id="anthropic-rsp", company="Anthropic", title="Responsible Scaling Policy",
@@ -105,6 +107,7 @@ def test_an_alert_is_emailed_once_with_evidence_in_text_and_html(engine, smtp) -
 
 
 @responses.activate
+@SQLITE_ONLY
 def test_slack_gets_plain_text_with_subject_and_both_sentences(engine) -> None:
     responses.add(responses.POST, SLACK_HOOK, body="ok")
     watchlist = watchlist_with(SLACK_URL)
@@ -125,6 +128,7 @@ def test_slack_gets_plain_text_with_subject_and_both_sentences(engine) -> None:
 
 
 @responses.activate
+@SQLITE_ONLY
 def test_slack_500_is_retried_after_backoff_and_then_sent(engine) -> None:
     responses.add(responses.POST, SLACK_HOOK, status=500)
     responses.add(responses.POST, SLACK_HOOK, body="ok")
@@ -143,6 +147,7 @@ def test_slack_500_is_retried_after_backoff_and_then_sent(engine) -> None:
     assert "500" in (attempts(engine)[0].error or "")
 
 
+@SQLITE_ONLY
 def test_smtp_down_then_back_is_retried_and_sent_once(engine, smtp, monkeypatch) -> None:
     monkeypatch.setenv("SMTP_PORT", str(closed_port()))
     watchlist = watchlist_with(smtp_url("${SMTP_PORT}"))
@@ -163,6 +168,7 @@ def test_smtp_down_then_back_is_retried_and_sent_once(engine, smtp, monkeypatch)
     assert [a.ok for a in attempts(engine)] == [False, True]
 
 
+@SQLITE_ONLY
 def test_a_451_answer_is_retried(engine, smtp) -> None:
     smtp.mailbox.fail_next = 1
     watchlist = watchlist_with(smtp.apprise_url())
@@ -232,6 +238,7 @@ def test_a_stale_sending_claim_is_reclaimed_and_a_fresh_one_is_left_alone(engine
     assert deliveries(engine)[0].status == "sent"
 
 
+@SQLITE_ONLY
 def test_an_unusable_url_fails_permanently_without_retries(engine) -> None:
     watchlist = watchlist_with("slack://not-enough-tokens")
     add_changes_alert(engine, watchlist)
@@ -244,6 +251,7 @@ def test_an_unusable_url_fails_permanently_without_retries(engine) -> None:
     assert "apprise cannot use" in (row.last_error or "")
 
 
+@SQLITE_ONLY
 def test_rejected_smtp_credentials_fail_permanently(engine) -> None:
     def deny(*_: object) -> AuthResult:
         return AuthResult(success=False, handled=False)
@@ -264,6 +272,7 @@ def test_rejected_smtp_credentials_fail_permanently(engine) -> None:
     assert "535" in (row.last_error or "") and "wrong-password" not in (row.last_error or "")
 
 
+@SQLITE_ONLY
 def test_a_target_removed_from_the_watchlist_fails_permanently(engine, smtp) -> None:
     add_changes_alert(engine, watchlist_with(smtp.apprise_url()))
     edited = watchlist_with(smtp.apprise_url(to="someone-else@example.org"))
@@ -275,6 +284,7 @@ def test_a_target_removed_from_the_watchlist_fails_permanently(engine, smtp) -> 
     assert "no longer in channel 'team'" in (row.last_error or "")
 
 
+@SQLITE_ONLY
 def test_an_old_undelivered_alert_expires_with_one_notice(engine) -> None:
     watchlist = watchlist_with(smtp_url(closed_port()))
     add_changes_alert(engine, watchlist)
@@ -293,6 +303,7 @@ def test_an_old_undelivered_alert_expires_with_one_notice(engine) -> None:
     assert [d.status for d in deliveries(engine)] == ["expired", "expired"]
 
 
+@SQLITE_ONLY
 def test_secrets_stay_out_of_rows_and_logs(engine, monkeypatch, caplog) -> None:
     monkeypatch.setenv("SMTP_PASSWORD", "hunter2-very-secret")
     watchlist = watchlist_with(smtp_url(closed_port(), auth="bot:${SMTP_PASSWORD}@"))

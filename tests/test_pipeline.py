@@ -24,6 +24,8 @@ from monitor.watchlist import Commitment, Defaults, Source, Watchlist, load
 from tests.conftest import Response
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For tests whose subject is not the database: PostgreSQL setup costs seconds per test."""
 SLACK_URL = "slack://T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7/#policy-alerts"
 SLACK_HOOK = "https://hooks.slack.com/services/T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7"
 MILITARY = "We will never allow our models to be used for military purposes."
@@ -123,6 +125,7 @@ def test_baseline_is_silent_then_a_weakening_is_emailed_once(engine, site, smtp,
 
 
 @responses.activate
+@SQLITE_ONLY
 def test_a_weakening_reaches_slack_with_subject_and_sentences(engine, site, smtp, clock) -> None:
     responses.add(responses.POST, SLACK_HOOK, body="ok")
     site.set("/policy", page())
@@ -140,6 +143,7 @@ def test_a_weakening_reaches_slack_with_subject_and_sentences(engine, site, smtp
     assert MILITARY in attachment["text"] and WEAKENED in attachment["text"]
 
 
+@SQLITE_ONLY
 def test_a_removed_commitment_subject_says_removed(engine, site, smtp, clock) -> None:
     site.set("/policy", page())
     watchlist = make_watchlist(site, smtp)
@@ -154,6 +158,7 @@ def test_a_removed_commitment_subject_says_removed(engine, site, smtp, clock) ->
     assert MILITARY in message.get_body(("plain",)).get_content()
 
 
+@SQLITE_ONLY
 def test_a_mistyped_quote_is_reported_at_the_baseline(engine, site, smtp, clock) -> None:
     site.set("/policy", page())
     watchlist = make_watchlist(site, smtp, quote="We will release every model weight to all")
@@ -166,6 +171,7 @@ def test_a_mistyped_quote_is_reported_at_the_baseline(engine, site, smtp, clock)
     assert message["Subject"] == "[NOT FOUND] Acme · Usage Policies · No military use"
 
 
+@SQLITE_ONLY
 def test_a_mistyped_quote_added_later_is_reported_once(engine, site, smtp, clock) -> None:
     site.set("/policy", page())
     watchlist = make_watchlist(site, smtp)
@@ -184,6 +190,7 @@ def test_a_mistyped_quote_added_later_is_reported_once(engine, site, smtp, clock
     assert (count(engine, Version), count(engine, Snapshot)) == (1, 1)
 
 
+@SQLITE_ONLY
 def test_cosmetic_changes_send_nothing_and_store_no_version(engine, site, smtp, clock) -> None:
     site.set("/policy", page())
     watchlist = make_watchlist(site, smtp)
@@ -198,6 +205,7 @@ def test_cosmetic_changes_send_nothing_and_store_no_version(engine, site, smtp, 
     assert (count(engine, Version), count(engine, Snapshot), count(engine, Change)) == (1, 1, 0)
 
 
+@SQLITE_ONLY
 def test_same_bytes_are_unchanged_and_a_304_is_not_modified(engine, site, smtp, clock) -> None:
     body = page()
 
@@ -220,6 +228,7 @@ def test_same_bytes_are_unchanged_and_a_304_is_not_modified(engine, site, smtp, 
     assert (checks[0].outcome, checks[0].http_status) == ("not_modified", 304)
 
 
+@SQLITE_ONLY
 def test_a_500_is_a_failed_check_never_a_change(engine, site, smtp, clock) -> None:
     site.set("/policy", page())
     watchlist = make_watchlist(site, smtp)
@@ -238,9 +247,8 @@ def test_a_500_is_a_failed_check_never_a_change(engine, site, smtp, clock) -> No
         "failed", "http_status", 500)
 
 
-def test_a_timeout_is_a_failed_check(sqlite_url, site, smtp, clock) -> None:
-    engine = store.make_engine(sqlite_url)  # the failure path is the 500 test's; SQLite suffices
-    store.create_schema(engine)
+def test_a_timeout_is_a_failed_check(sqlite_engine, site, smtp, clock) -> None:
+    engine = sqlite_engine  # the failure path is the 500 test's; SQLite suffices
     site.set("/policy", page())
     base = make_watchlist(site, smtp)
     watchlist = base.model_copy(update={"defaults": base.defaults.model_copy(
@@ -253,7 +261,6 @@ def test_a_timeout_is_a_failed_check(sqlite_url, site, smtp, clock) -> None:
     assert summary.outcome == "failed"
     assert (summary.error or "").startswith("timeout:")
     assert count(engine, Change) == 0
-    engine.dispose()
 
 
 def test_failures_alert_once_at_the_threshold_and_once_on_recovery(engine, site, smtp,
@@ -281,6 +288,7 @@ def test_failures_alert_once_at_the_threshold_and_once_on_recovery(engine, site,
     assert state is not None and (state.failing_streak, state.health_alerted) == (0, False)
 
 
+@SQLITE_ONLY
 def test_a_collapsed_page_is_a_health_failure_and_keeps_the_version(engine, site, smtp,
                                                                     clock) -> None:
     site.set("/policy", page())
@@ -334,6 +342,7 @@ def test_a_source_leased_by_another_worker_is_skipped(engine, site, smtp, clock)
     assert (count(engine, Check), site.hits("/policy")) == (0, 0)
 
 
+@SQLITE_ONLY
 def test_editing_drop_is_never_reported_as_a_change(engine, site, smtp, clock) -> None:
     site.set("/policy", page(extra=PROMO))
     watchlist = make_watchlist(site, smtp, discover=True)
@@ -346,6 +355,7 @@ def test_editing_drop_is_never_reported_as_a_change(engine, site, smtp, clock) -
     assert count(engine, Change) == 0
 
 
+@SQLITE_ONLY
 def test_renormalise_rebuilds_versions_silently(engine, site, smtp, clock) -> None:
     site.set("/policy", page(extra=PROMO))
     check(make_watchlist(site, smtp), engine, clock)
@@ -362,6 +372,7 @@ def test_renormalise_rebuilds_versions_silently(engine, site, smtp, clock) -> No
     assert (count(engine, Change), count(engine, Alert)) == (0, 0)
 
 
+@SQLITE_ONLY
 def test_a_followed_link_to_a_new_document_is_announced(engine, site, smtp, clock) -> None:
     def landing(href: str) -> str:
         return f'<html><body><a class="doc" href="{href}">Current policy</a></body></html>'
@@ -381,6 +392,7 @@ def test_a_followed_link_to_a_new_document_is_announced(engine, site, smtp, cloc
     assert smtp.mailbox.messages[0]["Subject"].startswith("[NEW VERSION] Acme · Usage Policies")
 
 
+@SQLITE_ONLY
 def test_one_broken_source_does_not_stop_the_others(engine, site, smtp, clock) -> None:
     site.set("/policy", page())
     site.set("/broken", Response("nope", status=404, content_type="text/plain"))
@@ -397,6 +409,7 @@ def test_one_broken_source_does_not_stop_the_others(engine, site, smtp, clock) -
     assert all(s.line().startswith(s.source_id) for s in summaries)
 
 
+@SQLITE_ONLY
 def test_every_alert_gets_one_delivery_per_target_in_the_same_commit(engine, site, smtp,
                                                                      clock) -> None:
     site.set("/policy", page())

@@ -5,12 +5,15 @@ from __future__ import annotations
 import threading
 from datetime import UTC, datetime, timedelta
 
+import pytest
 from sqlalchemy.engine import Engine
 
 from monitor import store
 from monitor.store import Change, Check, Version
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
+SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
+"""For tests whose subject is not the database: PostgreSQL setup costs seconds per test."""
 
 
 def test_identical_raw_bytes_are_stored_once_and_read_back_intact(engine: Engine) -> None:
@@ -113,6 +116,7 @@ def test_change_json_has_the_documented_fields_in_utc(engine: Engine) -> None:
     assert isinstance(data["id"], int)
 
 
+@SQLITE_ONLY
 def test_removed_sentences_remember_what_was_reported_removed(engine: Engine) -> None:
     with store.session(engine) as s:
         s.add(_change("a", T0, before="We will pause."))
@@ -122,6 +126,7 @@ def test_removed_sentences_remember_what_was_reported_removed(engine: Engine) ->
         assert store.removed_sentences(s, "a") == {"We will pause."}
 
 
+@SQLITE_ONLY
 def test_history_lists_checks_and_versions_newest_first(engine: Engine) -> None:
     with store.session(engine) as s:
         snap = store.store_snapshot(s, b"v1", "text/html", T0)
