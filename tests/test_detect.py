@@ -106,6 +106,13 @@ def test_quote_with_small_edits_is_found_fuzzily_but_not_an_unrelated_one() -> N
     assert document.find("we will delete model weights after training") is None
 
 
+def test_quote_that_is_part_of_a_longer_sentence_is_found_despite_an_edit() -> None:
+    document = Located(split("If a model is found unsafe after release, we would delete its model "
+                             "weights within a week and report to the board."))
+    assert document.find("we will delete its model weights within a week") is not None
+    assert document.find("we will publish the model weights") is None
+
+
 def test_alignment_pairs_reordered_and_edited_sentences_one_to_one() -> None:
     old = split("We will publish reports.\nWe will never sell data.\nWe may review logs.")
     new = split("We will never sell data.\nWe may review logs daily.\nWe will publish reports.")
