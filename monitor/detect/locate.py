@@ -32,10 +32,11 @@ QUOTE_CUTOFF = 82.0         # a configured quote found with small edits
 
 
 def is_commitment(unit: Unit) -> bool:
-    """A sentence with commitment language, or a list item whose lead-in or heading has it."""
+    """A sentence with commitment language, or a list item or table row whose lead-in or
+    heading has it ("If a threshold is crossed, we will act as in Table 1:")."""
     if COMMITMENT_LANGUAGE.search(unit.canon):
         return True
-    if unit.kind == "item":
+    if unit.kind != "sentence":
         return any(COMMITMENT_LANGUAGE.search(canonical(context))
                    for context in (unit.lead, *unit.section[-1:]) if context)
     return False
@@ -59,6 +60,7 @@ class Alignment:
 def align(old: Sequence[Unit], new: Sequence[Unit]) -> Alignment:
     alignment = Alignment(_align_exact(old, new))
     _align_reflow(old, new, alignment)
+    _align_rows(old, new, alignment)
     taken = set(alignment.pairs.values())
     left_old = [i for i in range(len(old)) if i not in alignment.pairs]
     left_new = [j for j in range(len(new)) if j not in taken and j not in alignment.reflowed_new]
@@ -111,6 +113,26 @@ def _run_spelling(text: str, pieces: Sequence[Unit], by_text: dict[str, list[int
             if joined == text:
                 return run
     return None
+
+
+def _align_rows(old: Sequence[Unit], new: Sequence[Unit], alignment: Alignment) -> None:
+    """Table rows keep their label: "Critical | Stop" and "Critical | Develop" are one row."""
+    taken = set(alignment.pairs.values())
+    old_rows = _rows_by_label(old, set(range(len(old))) - alignment.pairs.keys())
+    new_rows = _rows_by_label(new, set(range(len(new))) - taken - alignment.reflowed_new)
+    for label, i in old_rows.items():
+        if (j := new_rows.get(label)) is not None:
+            alignment.pairs[i] = j
+
+
+def _rows_by_label(units: Sequence[Unit], free: set[int]) -> dict[tuple[str, str], int]:
+    """(section, first cell) -> index, for labels that occur once among the free rows."""
+    seen: dict[tuple[str, str], list[int]] = defaultdict(list)
+    for k in free:
+        if units[k].kind == "row" and " | " in units[k].text:
+            label = canonical(units[k].text.split(" | ", 1)[0])
+            seen[(canonical(" ".join(units[k].section)), label)].append(k)
+    return {label: ks[0] for label, ks in seen.items() if len(ks) == 1 and label[1]}
 
 
 def _align_exact(old: Sequence[Unit], new: Sequence[Unit]) -> dict[int, int]:

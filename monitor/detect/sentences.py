@@ -59,7 +59,7 @@ class Unit:
     text: str
     section: tuple[str, ...] = ()
     kind: Kind = "sentence"
-    lead: str = ""          # for list items: the lead-in sentence(s) the item completes
+    lead: str = ""          # for list items and table rows: the lead-in they complete
     canon: str = field(default="", compare=False)
 
     def __post_init__(self) -> None:
@@ -164,7 +164,7 @@ def _units(lines: list[str]) -> Iterator[Unit]:
         elif stripped.startswith("|"):
             cells = [cell.strip() for cell in stripped.strip("|").split("|")]
             if any(cells) and not all(re.fullmatch(r":?-{2,}:?", c) for c in cells if c):
-                yield Unit(" | ".join(cells), section, "row")
+                yield Unit(" | ".join(cells), section, "row", " ".join(paragraphs))
         else:
             leads, paragraphs = [], [*paragraphs[-1:], stripped]
             for sentence in split_sentences(stripped):
