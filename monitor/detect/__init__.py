@@ -1,12 +1,15 @@
 """Compare two normalised versions of a document and judge what happened to each commitment.
 
 Pure: no I/O, no database, no clock. The steps, one module each:
-    sentences.split   units (sentences, list items, table rows) with their section path
-    locate.align      old unit -> new unit, exact then fuzzy; configured quotes found in both
-    judge.judge       weakened / strengthened / reworded, with a one-line reason
     collapse          a new text that is an error page or a stub is a health event, not removals
+    sentences.split   units (sentences, list items, table rows) with their section path
+    locate.align      old unit -> new unit: exact, re-cut lines, table-row labels, then fuzzy;
+                      configured quotes found in both versions
+    judge.judge       weakened / strengthened / reworded, with a one-line reason
+    wording           the vocabulary all of them use (commitment language, modals, hedges, ...)
 Only commitments produce findings: configured quotes, and with ``discover`` every unit with
-commitment language (a list item counts through its lead-in). Everything else may change freely.
+commitment language (a list item or table row counts through its lead-in). Everything else may
+change freely.
 """
 
 from __future__ import annotations
