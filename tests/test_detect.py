@@ -151,6 +151,8 @@ def test_alignment_recognises_a_sentence_recut_across_lines() -> None:
      "weakened", 'qualifier dropped: "at a minimum"'),
     ("We may share data.", "We will not share data.", "strengthened", "negation added"),
     ("Limit: 50% of queries.", "Limit: 60% of queries.", "reworded", "direction unclear"),
+    ("We will stop selling it by 1 March 2026.", "We will stop selling it by 1 March 2027.",
+     "weakened", 'deadline moved later: "1 march 2026" -> "1 march 2027"'),
     ("We will publish our findings.", "We will publish our results.", "reworded",
      'wording changed: "findings." -> "results."'),
 ])
@@ -162,6 +164,8 @@ def test_judge_signals(before: str, after: str, status: str, reason: str) -> Non
 
 @pytest.mark.parametrize("before, after", [
     ("We will comply with Section 3.2.", "We will comply with Section 4.2."),
+    ("These terms will take effect on 5 January 2022.",
+     "These terms will take effect on 22 May 2024."),
     ("We won’t sell “data”.", "We will not sell \"data\"."),
 ])
 def test_cosmetic_edits_get_no_verdict(before: str, after: str) -> None:

@@ -23,6 +23,7 @@ from monitor.detect.wording import (
     DATE,
     DEADLINE,
     DURATION,
+    EFFECTIVE,
     EMAIL,
     FUNCTION_WORDS,
     HEDGED_NEGATION,
@@ -72,8 +73,11 @@ def judge(before: str, after: str) -> Verdict | None:
 
 def _masked(text: str) -> str:
     """Canonical text without what changes between fetches or renumberings, not in meaning:
-    cross-reference numbers ("Section 3.2") and e-mail addresses."""
+    cross-reference numbers ("Section 3.2"), e-mail addresses, and the date in a sentence that
+    dates the document ("These terms take effect on 5 January 2022")."""
     text = EMAIL.sub("email", text.casefold())
+    if EFFECTIVE.search(text):
+        text = DATE.sub("date", text)
     return canonical(REFERENCE.sub(lambda m: m.group(0).split()[0], text))
 
 
@@ -331,15 +335,20 @@ def _deadlines(text: str) -> list[tuple[date, str]]:
         if not DEADLINE.search(lowered[:match.start()]):
             continue
         try:
-            if match.group("iso"):
-                when = date.fromisoformat(match.group("iso"))
-            else:
-                when = date(int(match.group("year")), MONTHS.index(match.group("month")) + 1,
-                            int(match.group("day")))
+            when = _date(match)
         except ValueError:                   # "February 30": not a date we can compare
             continue
         found.append((when, match.group(0)))
     return found
+
+
+def _date(match: re.Match[str]) -> date:
+    if match.group("iso"):
+        return date.fromisoformat(match.group("iso"))
+    year, month, day = (match.group("year"), match.group("month"), match.group("day")) \
+        if match.group("month") else \
+        (match.group("year_second"), match.group("month_second"), match.group("day_first"))
+    return date(int(year), MONTHS.index(month) + 1, int(day))
 
 
 def _wording_reason(ops: Sequence[Chunk]) -> str:

@@ -116,9 +116,16 @@ REFERENCE = re.compile(r"\b(?:section|sections|sec|article|clause|paragraph|appe
                        r"(?:\s*(?:-|to|through|and)\s*(?:[a-z]\.?)?\d+(?:\.\d+)*[a-z]?\b)*")
 MONTHS = ("january", "february", "march", "april", "may", "june", "july", "august", "september",
           "october", "november", "december")
-DATE = re.compile(rf"\b(?P<month>{'|'.join(MONTHS)})\s+(?P<day>\d{{1,2}})\s*,?\s*"
-                  r"(?P<year>\d{4})\b|\b(?P<iso>\d{4}-\d{2}-\d{2})\b")
+_MONTH = "|".join(MONTHS)
+DATE = re.compile(rf"\b(?P<month>{_MONTH})\s+(?P<day>\d{{1,2}})\s*,?\s*(?P<year>\d{{4}})\b"
+                  rf"|\b(?P<day_first>\d{{1,2}})\s+(?P<month_second>{_MONTH})\s*,?\s*"
+                  r"(?P<year_second>\d{4})\b|\b(?P<iso>\d{4}-\d{2}-\d{2})\b")
+"""A calendar date: "March 3, 2025", "3 March 2025" or "2025-03-03" (casefolded text)."""
 DEADLINE = re.compile(r"\b(?:by|before|until|no later than|prior to)\s+$")
+EFFECTIVE = re.compile(r"\b(?:effective|take[sn]? effect|in effect|come into force|"
+                       r"comes into force|apply from|applies from|last (?:updated|modified))\b")
+"""A sentence that dates the document itself ("These terms take effect on 5 January 2022"):
+its date is a stamp, not a deadline."""
 
 
 EMAIL = re.compile(r"\[email(?:&#160;|\s)protected\]|[\w.+-]+@[\w-]+(?:\.[\w-]+)+")
