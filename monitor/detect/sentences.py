@@ -82,7 +82,7 @@ BRITISH = ((re.compile(r"(?<=\w\w\w)([iy])s(e|ed|es|ing|ation|ations)\b"), r"\1z
 same text. Applied to both versions alike, so an over-eager rule ("otherwize") costs nothing."""
 
 
-@functools.lru_cache(maxsize=65536)
+@functools.lru_cache(maxsize=16384)   # words and lead-ins recur; bounded memory
 def canonical(text: str) -> str:
     """Casefolded words only: quotes, dashes, punctuation, numbering, spacing, contractions
     ("won't" = "will not") and British or American spelling never matter."""
