@@ -36,6 +36,9 @@ REPLICAS = 3
 TIMEOUT = 1.0  # the watchlist's; a lease lasts max(pipeline.LEASE_MIN, 10 x TIMEOUT) = 30 s
 LATENCY = 0.2  # each page answer is this slow, so overlapping fetches would be caught in flight
 PATIENCE = 20.0  # seconds allowed for each step below on this 2-core machine
+SOAK = float(os.environ.get("REPLICA_SOAK_SECONDS", "0"))
+"""Extra seconds the two survivors keep working before the checks, to hunt rarer races:
+REPLICA_SOAK_SECONDS=300 .venv/bin/python -m pytest tests/test_replicas.py"""
 
 
 class ChangingPages:
@@ -215,6 +218,8 @@ def test_replicas_share_sources_and_alerts_and_take_over_a_killed_ones_leases(
                                                    Check.started_at < expired_at)).all()
         assert meanwhile == [], "a source was checked while a dead replica's lease still held it"
         survivors = replicas[1:]
+        assert all(replica.alive() for replica in survivors)
+        time.sleep(SOAK)  # a soak run's working time, not a wait for a result (0 by default)
         assert all(replica.alive() for replica in survivors)
         # Pages stop changing; once every source was checked since, no alert can be added, and
         # the outbox (polled every 5 s) empties.
