@@ -10,7 +10,7 @@ from conftest import CORPUS
 
 from monitor.errors import NormaliseError
 from monitor.fetch import FetchResult
-from monitor.normalise import NORMALISER_VERSION, Document, normalise
+from monitor.normalise import NORMALISER_VERSION, Document, html, normalise
 from monitor.watchlist import Source
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -387,3 +387,10 @@ def test_corpus_locale_flapping_dates_normalise_identically() -> None:
     pages = corpus_files("anthropic/usage-policy/2026-04-2*.html")
     texts = {normalise(result(page.read_bytes()), source()).text for page in pages}
     assert len(pages) == 2 and len(texts) == 1
+
+
+def test_sentences_in_adjacent_spans_styled_as_blocks_stay_apart():
+    body = (b"<main><div><span>Terms of Service.</span><span><span>Prohibited Uses.</span></span>"
+            b"<span>We want everyone to be safe.</span> <b>E</b>xample.</div></main>")
+    text, _ = html.extract(body, url="https://example.org/aup")
+    assert text == "Terms of Service. Prohibited Uses. We want everyone to be safe. Example."

@@ -163,7 +163,7 @@ class Walker:
 
     def flush(self) -> None:
         if self.inline:
-            self.out.append(paragraph("".join(self.inline)))
+            self.out.append(paragraph(join_inline(self.inline)))
             self.inline.clear()
 
     def block(self, node: Tag, depth: int) -> None:
@@ -247,7 +247,19 @@ def inline_text(tag: Tag, nested_lists: list[Tag] | None = None) -> str:
     are left out and collected into ``nested_lists`` when given (a list item's sub-items)."""
     parts: list[str] = []
     _collect(tag, parts, nested_lists)
-    return "".join(parts)
+    return join_inline(parts)
+
+
+def join_inline(parts: list[str]) -> str:
+    """Join the texts of adjacent inline elements. Sites that style spans as blocks (Meta's
+    policy pages) would run sentences together ("Prohibited Uses.We want"): a sentence end
+    followed by a capital letter in the next element gets a space."""
+    out: list[str] = []
+    for part in parts:
+        if out and part and out[-1] and out[-1][-1] in ".!?;:" and part[0].isupper():
+            out.append(" ")
+        out.append(part)
+    return "".join(out)
 
 
 def _collect(tag: Tag, parts: list[str], nested_lists: list[Tag] | None) -> None:
