@@ -232,16 +232,16 @@ def test_check_exits_1_when_a_source_fails_and_still_checks_the_others(
 def test_check_of_named_sources_only(cli: Cli, site: Site) -> None:
     site.set("/one", V1)
     cli.write(watchlist_text(site, sources="one two"))
-    result = cli.process("check", "one")
-    assert result.returncode == 0
+    result = cli("check", "one")
+    assert result.exit_code == 0
     assert [line.split(":")[0] for line in result.stdout.splitlines()] == ["one"]
     assert site.hits("/two") == 0
 
 
 def test_check_of_an_unknown_source_is_a_usage_error_with_a_hint(cli: Cli, site: Site) -> None:
     cli.write(watchlist_text(site))
-    result = cli.process("check", "lba")
-    assert result.returncode == 2
+    result = cli("check", "lba")
+    assert result.exit_code == 2
     assert "unknown source id 'lba'" in result.stderr
     assert "did you mean 'lab'?" in result.stderr
     assert site.hits("/lab") == 0
