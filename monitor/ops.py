@@ -109,19 +109,18 @@ class Health:
                            "store": self.store}).encode()
 
 
-def health(engine: Engine, *, stale_after: float = STALE_AFTER,
-           now: Callable[[], float] = time.monotonic) -> Health:
-    scheduler = _scheduler_health(stale_after, now())
+def health(engine: Engine) -> Health:
+    scheduler = _scheduler_health()
     store = _store_health(engine)
     return Health(scheduler == "ok" and store == "ok", scheduler, store)
 
 
-def _scheduler_health(stale_after: float, now: float) -> str:
+def _scheduler_health() -> str:
     if _last_beat is None:
         return "no heartbeat yet: the scheduler has not run its periodic job"
-    age = now - _last_beat
-    if age > stale_after:
-        return f"stale: last heartbeat {age:.0f} s ago (limit {stale_after:.0f} s)"
+    age = time.monotonic() - _last_beat
+    if age > STALE_AFTER:
+        return f"stale: last heartbeat {age:.0f} s ago (limit {STALE_AFTER:.0f} s)"
     return "ok"
 
 
@@ -137,14 +136,14 @@ def _store_health(engine: Engine) -> str:
 # --- The HTTP server ---------------------------------------------------------------------------
 
 
-def app(engine: Engine, *, stale_after: float = STALE_AFTER) -> Callable[..., Iterable[bytes]]:
+def app(engine: Engine) -> Callable[..., Iterable[bytes]]:
     """A WSGI app: /healthz here, everything else is prometheus_client's /metrics."""
     metrics = make_wsgi_app()
 
     def dispatch(environ: dict[str, Any], start_response: Callable[..., Any]) -> Iterable[bytes]:
         if environ.get("PATH_INFO") != "/healthz":
             return metrics(environ, start_response)
-        result = health(engine, stale_after=stale_after)
+        result = health(engine)
         status = "200 OK" if result.healthy else "503 Service Unavailable"
         start_response(status, [("Content-Type", "application/json"),
                                 ("Cache-Control", "no-store")])
@@ -162,11 +161,10 @@ class _QuietHandler(WSGIRequestHandler):
         pass  # a scrape every 15 s would flood the service log
 
 
-def serve(engine: Engine, port: int, host: str = "127.0.0.1", *,
-          stale_after: float = STALE_AFTER) -> WSGIServer:
+def serve(engine: Engine, port: int, host: str = "127.0.0.1") -> WSGIServer:
     """Start the endpoints in a daemon thread; call ``shutdown()`` on the result to stop."""
-    server = make_server(host, port, app(engine, stale_after=stale_after),
-                         server_class=_Server, handler_class=_QuietHandler)
+    server = make_server(host, port, app(engine), server_class=_Server,
+                         handler_class=_QuietHandler)
     threading.Thread(target=server.serve_forever, name="ops-http", daemon=True).start()
     return server
 
