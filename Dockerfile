@@ -14,7 +14,7 @@ COPY seeds/ seeds/
 RUN /opt/venv/bin/pip install -e . && /opt/venv/bin/python -m compileall -q monitor
 
 FROM python:3.11-slim
-# Debian's Chromium renders the `fetch: browser` sources (4 of the bundled ones); about 300 MB.
+# Debian's Chromium renders the `fetch: browser` sources (4 of the bundled ones); 360+ MB.
 ARG WITH_CHROMIUM=false
 # hadolint ignore=DL3008
 RUN if [ "$WITH_CHROMIUM" = "true" ]; then \
