@@ -2,9 +2,10 @@
 
 * MonitorError
   x WatchlistError      the watchlist file is unreadable or invalid (carries every problem found)
-  x FetchError          a source could not be fetched; ``kind`` says why (timeout, dns, http_status, ...)
-  x NormaliseError      a fetched body could not be turned into text; ``kind`` says why
-  x DeliveryError       an alert could not be sent to one target; ``permanent`` means retrying is futile
+  x SourceError         one source could not be checked this time; ``kind`` says why
+    + FetchError        it could not be fetched (timeout, dns, http_status, challenge, ...)
+    + NormaliseError    its body gave no trustworthy text (selector_empty, pdf_encrypted, ...)
+  x DeliveryError       one alert could not reach one target; ``permanent``: retrying is futile
 
 A FetchError or NormaliseError is a source-health event: it is recorded as a failed check and
 never becomes a "commitment removed" finding.
@@ -28,7 +29,8 @@ class Problem:
     message: str
 
     def __str__(self) -> str:
-        return f"{self.path}:{self.line}: {self.message}"
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {self.message}"
 
 
 class WatchlistError(MonitorError):
@@ -50,7 +52,7 @@ class SourceError(MonitorError):
 
 class FetchError(SourceError):
     """Fetching failed. Kinds: timeout, dns, connect, http_status, challenge, too_large,
-    content_type, truncated, redirect_loop, blocked, robots, decode, browser."""
+    content_type, truncated, redirect_loop, decode, blocked, robots, follow_empty, browser."""
 
     def __init__(
         self,
@@ -68,11 +70,12 @@ class FetchError(SourceError):
 
 class NormaliseError(SourceError):
     """The body was fetched but yields no trustworthy text. Kinds: selector_empty, empty,
-    challenge, pdf_encrypted, pdf_image_only, pdf_corrupt, follow_empty, collapsed."""
+    too_deep, unsupported_type, pdf_encrypted, pdf_image_only, pdf_corrupt, and collapsed (the
+    detect engine found most of the document gone at once)."""
 
 
 class DeliveryError(MonitorError):
-    """Sending one alert to one target failed; ``permanent`` (e.g. bad credentials) stops retries."""
+    """Sending one alert to one target failed; ``permanent`` (bad credentials) stops retries."""
 
     def __init__(self, message: str, *, permanent: bool = False) -> None:
         self.permanent = permanent
