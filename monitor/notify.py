@@ -1,7 +1,7 @@
 """Send stored alerts: a durable outbox drained with apprise.
 
 The pipeline commits every Alert with one Delivery row per target before anything is sent.
-deliver_pending() then claims due rows with a conditional UPDATE (pending -> sending), so two
+deliver_pending() then claims each due row with a conditional UPDATE (pending -> sending), so two
 senders, threads or replicas never send the same row; records every try as an Attempt; marks the
 row sent, schedules a retry with exponential backoff, marks it failed when retrying is futile (bad
 URL or credentials), or expires it after MAX_AGE with one "delivery_expired" alert. A 'sending'
@@ -196,10 +196,15 @@ def send_test(watchlist: Watchlist, channel: str | None = None) -> list[TargetRe
 def deliver_pending(engine: Engine, watchlist: Watchlist, *, worker: str = WORKER,
                     now: Clock = store.utcnow, limit: int = 100,
                     max_age: timedelta = MAX_AGE) -> DeliveryReport:
-    """Send every due delivery once; safe to run from several threads or processes at once."""
+    """Send every due delivery once; safe to run from several threads or processes at once.
+
+    Each row is claimed just before its own send, never a batch up front: a batch behind a slow
+    server could outlive STALE_CLAIM and be taken over, and sent twice."""
     expired = expire_old(engine, watchlist, now=now(), max_age=max_age)
     sent = failed = 0
-    for delivery_id in claim_due(engine, worker=worker, now=now(), limit=limit):
+    for delivery_id in due_ids(engine, now=now(), limit=limit):
+        if not claim(engine, [delivery_id], worker=worker, now=now()):
+            continue  # another sender got there first
         if deliver_one(engine, watchlist, delivery_id, worker=worker, now=now):
             sent += 1
         else:
@@ -207,10 +212,6 @@ def deliver_pending(engine: Engine, watchlist: Watchlist, *, worker: str = WORKE
     report = DeliveryReport(sent, failed, expired)
     ops.observe_deliveries(report)
     return report
-
-
-def claim_due(engine: Engine, *, worker: str, now: datetime, limit: int) -> list[int]:
-    return claim(engine, due_ids(engine, now=now, limit=limit), worker=worker, now=now)
 
 
 def _due(now: datetime) -> ColumnElement[bool]:

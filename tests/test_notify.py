@@ -227,7 +227,8 @@ def test_a_stale_sending_claim_is_reclaimed_and_a_fresh_one_is_left_alone(engine
     watchlist = watchlist_with(smtp.apprise_url())
     add_changes_alert(engine, watchlist)
     # a sender claimed the row at T0 and died before recording anything
-    assert notify.claim_due(engine, worker="dead", now=T0, limit=10) == [deliveries(engine)[0].id]
+    due = notify.due_ids(engine, now=T0, limit=10)
+    assert notify.claim(engine, due, worker="dead", now=T0) == [deliveries(engine)[0].id]
 
     fresh = notify.deliver_pending(engine, watchlist, worker="w",
                                    now=lambda: T0 + timedelta(minutes=5))
@@ -436,13 +437,15 @@ def after_restart(engine: Engine, watchlist: Watchlist) -> notify.DeliveryReport
 @pytest.mark.parametrize("stored_alert", ["RCPT"], indirect=True)
 def test_sigkill_before_the_server_accepted_then_restart_sends_once(stored_alert) -> None:
     engine, watchlist, mailbox, env = stored_alert
+    add_changes_alert(engine, watchlist, at=store.utcnow() - timedelta(minutes=30))
 
     kill_while_held(mailbox, env)
-    assert [d.status for d in deliveries(engine)] == ["sending"]  # claimed by the dead process
+    # the dead process held only the row it was sending: rows are claimed one at a time
+    assert [d.status for d in deliveries(engine)] == ["sending", "pending"]
     report = after_restart(engine, watchlist)
 
-    assert report.sent == 1 and len(mailbox.messages) == 1
-    assert [d.status for d in deliveries(engine)] == ["sent"]
+    assert report.sent == 2 and len(mailbox.messages) == 2
+    assert [d.status for d in deliveries(engine)] == ["sent", "sent"]
     assert after_restart(engine, watchlist).sent == 0
 
 
