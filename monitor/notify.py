@@ -68,7 +68,12 @@ class Target:
     @property
     def label(self) -> str:
         service = apprise.Apprise.instantiate(self.url)
-        return service.url(privacy=True) if service else scrub(self.written, self.secrets)
+        return service.url(privacy=True) if service else self.opaque
+
+    @property
+    def opaque(self) -> str:
+        """Only the scheme of a URL apprise cannot read: the rest may hold literal secrets."""
+        return self.written.split("://", 1)[0] + "://…"
 
     @property
     def secrets(self) -> list[str]:
@@ -141,15 +146,16 @@ def send(target: Target, message: Message) -> None:
     others (Slack, chat, SMS) get the plain text, never Markdown: a diff's '-'/'+' would
     turn into list bullets.
     """
-    if VAR.search(target.url):
-        raise DeliveryError(f"{target.channel}: {target.written} uses an environment variable "
-                            "that is not set; export it and restart", permanent=True)
+    unset = ", ".join(f"${{{name}}}" for name in VAR.findall(target.url))
+    if unset:
+        raise DeliveryError(f"{target.channel}: a {target.opaque} URL uses {unset}, which is not "
+                            "set; export it and restart", permanent=True)
     _capture_apprise_details()
     app = apprise.Apprise()
     if not app.add(target.url):
-        shown = scrub(target.written, target.secrets)
-        raise DeliveryError(f"{target.channel}: apprise cannot use {shown}; fix the URL in the "
-                            "watchlist", permanent=True)
+        raise DeliveryError(f"{target.channel}: apprise cannot use a {target.opaque} URL; run "
+                            "`commitment-monitor validate` and fix it in the watchlist",
+                            permanent=True)
     fmt = apprise.NotifyFormat.HTML
     if app[0].resolve_format(None) != fmt:
         fmt = apprise.NotifyFormat.TEXT

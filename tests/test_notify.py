@@ -241,7 +241,7 @@ def test_a_stale_sending_claim_is_reclaimed_and_a_fresh_one_is_left_alone(engine
 
 @SQLITE_ONLY
 def test_an_unusable_url_fails_permanently_without_retries(engine) -> None:
-    watchlist = watchlist_with("slack://not-enough-tokens")
+    watchlist = watchlist_with("slack://literal-secret-token")
     add_changes_alert(engine, watchlist)
 
     report = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
@@ -249,7 +249,8 @@ def test_an_unusable_url_fails_permanently_without_retries(engine) -> None:
 
     [row] = deliveries(engine)
     assert (report.failed, later.failed, row.status, row.attempts) == (1, 0, "failed", 1)
-    assert "apprise cannot use" in (row.last_error or "")
+    assert "apprise cannot use a slack://… URL" in (row.last_error or "")
+    assert "literal-secret-token" not in row.last_error + row.target_label
 
 
 @SQLITE_ONLY
@@ -302,6 +303,20 @@ def test_an_old_undelivered_alert_expires_with_one_notice(engine) -> None:
     assert [a.kind for a in alerts] == ["changes", "delivery_expired"]  # the notice itself
     assert "not sent within" in (alerts[1].detail or "")                # expiring adds nothing
     assert [d.status for d in deliveries(engine)] == ["expired", "expired"]
+
+
+@SQLITE_ONLY
+def test_an_unset_variable_is_named_without_showing_the_url(engine, monkeypatch) -> None:
+    monkeypatch.setenv("SLACK_TOKENS", "T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7")
+    watchlist = watchlist_with("slack://${SLACK_TOKENS}/#policy-alerts")
+    add_changes_alert(engine, watchlist)
+    monkeypatch.delenv("SLACK_TOKENS")  # gone by the time the alert is sent
+
+    notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+
+    [row] = deliveries(engine)
+    assert row.status == "failed"
+    assert "uses ${SLACK_TOKENS}, which is not set" in (row.last_error or "")
 
 
 @SQLITE_ONLY
