@@ -332,24 +332,25 @@ def expire_old(engine: Engine, watchlist: Watchlist, *, now: datetime,
     """Give up on deliveries older than max_age; say so once per source in a new alert.
 
     The notice about an undelivered notice is not itself reported when it expires, so a channel
-    that stays down cannot breed alerts.
+    that stays down cannot breed alerts. Each row is expired with a conditional UPDATE, so two
+    senders doing this at once report each row once.
     """
+    too_old = and_(col(Delivery.status) == "pending", col(Delivery.created_at) < now - max_age)
     with store.session(engine) as s:
         old = s.exec(select(Delivery, Alert).join(Alert, col(Alert.id) == col(Delivery.alert_id))
-                     .where(col(Delivery.status) == "pending",
-                            col(Delivery.created_at) < now - max_age)).all()
-        if not old:
-            return 0
+                     .where(too_old)).all()
         by_source: dict[str, list[tuple[Delivery, Alert]]] = {}
+        expired = 0
         for delivery, alert in old:
-            delivery.status = "expired"
-            s.add(delivery)
-            if alert.kind != "delivery_expired":
+            won = s.execute(update(Delivery).where(col(Delivery.id) == delivery.id, too_old)
+                            .values(status="expired")).rowcount
+            expired += won
+            if won and alert.kind != "delivery_expired":
                 by_source.setdefault(alert.source_id, []).append((delivery, alert))
         for source_id, rows in by_source.items():
             add_expiry_alert(s, watchlist, source_id, rows, now=now, max_age=max_age)
         s.commit()
-    return len(old)
+    return expired
 
 
 def add_expiry_alert(s: Session, watchlist: Watchlist, source_id: str,
