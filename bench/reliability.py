@@ -73,6 +73,7 @@ def figures(faults: list[FaultResult], crash: CrashReport) -> list[tuple[str, st
         ("faults tried (tests/test_faults.py)", f"{len(faults)} ({passed} held, "
                                                 f"{len(faults) - passed} broke)"),
         ("kill/restart iterations (SIGKILL)", str(len(crash.kills))),
+        ("  kills aimed at start-up (imports, migrations)", str(crash.startup)),
         ("  kills while a check held its lease", str(crash.mid_check)),
         ("  kills while alerts were claimed for sending", str(crash.mid_send)),
         ("  sends killed after the server accepted", str(crash.window_hits)),
@@ -95,8 +96,9 @@ def document(faults: list[FaultResult], crash: CrashReport, command: str) -> str
     fault_rows = "\n".join(f"| {f.name} | {'held' if f.passed else '**BROKE**'} | "
                            f"{f.seconds:.1f} s |" for f in faults)
     kill_rows = "\n".join(
-        f"| {n} | {k.after:.2f} s | {', '.join(k.mid_check) or '-'} | {len(k.mid_send)} | "
-        f"{len(k.accepted)} |" for n, k in enumerate(crash.kills, start=1))
+        f"| {n} | {k.after:.2f} s after {'spawn' if k.startup else 'watching'} | "
+        f"{', '.join(k.mid_check) or '-'} | {len(k.mid_send)} | {len(k.accepted)} |"
+        for n, k in enumerate(crash.kills, start=1))
     verdict = "held" if not crash.problems() and all(f.passed for f in faults) else \
         "BROKE: " + "; ".join(crash.problems() + [f.name for f in faults if not f.passed])
     return f"""# Reliability figures
@@ -122,9 +124,10 @@ the process dies after the mail server accepted a message and before the `sent` 
    every 1.5 s, and each sentence carries a unique marker (`M<page>G<generation>`).
 2. The real service (`python -m monitor run`, every source `every: 1s`, alerts to
    {crash.channels} email channels on a local aiosmtpd server) starts on one SQLite file. Once it
-   says it is watching, it is killed with SIGKILL after a seeded random 0.05-8 s: during start-up
-   checks, mid-check, mid-commit, while the outbox (polled every 5 s) sends. Then it is started
-   again on the same file.
+   says it is watching, it is killed with SIGKILL after a seeded random 0.05-8 s: between checks,
+   mid-check, mid-commit, while the outbox (polled every 5 s) sends. Every 4th kill, the first
+   included (a fresh database), is aimed at start-up instead: 0.3-3 s after the process was
+   spawned, in its imports or its schema migration. Then it is started again on the same file.
 3. The mail server stores each message at once but answers "250" only 0.25 s later, so a kill
    can land inside the duplicate window. After each kill the store says which deliveries the dead
    process had claimed and the mailbox says which of those it had already accepted: that is the
@@ -148,7 +151,7 @@ of its own kind and never a change, and the stored version must survive it.
 
 ## Every kill
 
-| # | after "watching" | sources whose check it cut | deliveries it had claimed | already accepted |
+| # | when | sources whose check it cut | deliveries it had claimed | already accepted |
 |---|---|---|---|---|
 {kill_rows}
 

@@ -231,11 +231,15 @@ class ServiceProcess:
     def log(self) -> str:
         return "\n".join(self.lines)
 
+    @property
+    def started(self) -> bool:
+        return any(line.startswith("watching ") for line in list(self.lines))
+
     def wait_started(self, timeout: float = 60) -> None:
         """Until the service says it is watching; RuntimeError with its log if it never does."""
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
-            if any(line.startswith("watching ") for line in list(self.lines)):
+            if self.started:
                 return
             if self.process.poll() is not None:
                 self._reader.join(5)
@@ -264,7 +268,8 @@ class ServiceProcess:
 class Kill:
     """What one SIGKILL interrupted, read from the store once the process was dead."""
 
-    after: float               # seconds after the service said it was watching
+    after: float               # seconds after "watching", or after spawning for a start-up kill
+    startup: bool              # aimed at start-up (imports, migrations), "watching" or not
     mid_check: tuple[str, ...]  # sources whose lease the dead process still held
     mid_send: tuple[int, ...]   # deliveries it had claimed and not recorded
     accepted: tuple[int, ...]   # of those, ones the mail server had already stored
@@ -296,6 +301,10 @@ class CrashReport:
         return sum(len(kill.accepted) for kill in self.kills)
 
     @property
+    def startup(self) -> int:
+        return sum(kill.startup for kill in self.kills)
+
+    @property
     def mid_check(self) -> int:
         return sum(bool(kill.mid_check) for kill in self.kills)
 
@@ -322,6 +331,10 @@ CHANNELS = ("first", "second")
 KILL_WINDOW = (0.05, 8.0)
 """When a kill lands, in seconds after the service says it is watching: its first checks start
 1 s in, the outbox is first polled 5 s in (scheduler.DELIVER_EVERY)."""
+STARTUP_EVERY = 4
+STARTUP_WINDOW = (0.3, 3.0)
+"""Every 4th kill, the first one included (a fresh database: inside its migration, with luck),
+lands this many seconds after the process was spawned, whether or not it is watching yet."""
 
 
 def crash_run(workdir: Path, *, seed: int, iterations: int, budget: float, pages: int = 3,
@@ -342,12 +355,15 @@ def crash_run(workdir: Path, *, seed: int, iterations: int, budget: float, pages
             path = workdir / "watchlist.yaml"
             path.write_text(watchlist_yaml(site, smtp, pages, CHANNELS))
             while len(report.kills) < iterations and time.monotonic() - started < budget:
+                startup = len(report.kills) % STARTUP_EVERY == 0
                 service = ServiceProcess(path, database, workdir)
-                service.wait_started()
-                engine = engine or store.make_engine(database)
-                after = rng.uniform(*KILL_WINDOW)
+                if not startup:
+                    service.wait_started()
+                after = rng.uniform(*(STARTUP_WINDOW if startup else KILL_WINDOW))
                 time.sleep(after)  # the kill point itself, not a wait for work
-                report.kills.append(kill_and_inspect(service, engine, mailbox, after))
+                if engine is None and service.started:
+                    engine = store.make_engine(database)
+                report.kills.append(kill_and_inspect(service, engine, mailbox, after, startup))
             policies.freeze()
             final = ServiceProcess(path, database, workdir)
             final.wait_started()
@@ -368,10 +384,12 @@ def crash_run(workdir: Path, *, seed: int, iterations: int, budget: float, pages
     return report
 
 
-def kill_and_inspect(service: ServiceProcess, engine: Engine, mailbox: Mailbox,
-                     after: float) -> Kill:
+def kill_and_inspect(service: ServiceProcess, engine: Engine | None, mailbox: Mailbox,
+                     after: float, startup: bool) -> Kill:
     service.kill()
     settle_mailbox(mailbox)  # what the server received before the kill, it stores now
+    if engine is None:  # killed before the first start completed: nothing ran yet
+        return Kill(round(after, 3), startup, (), (), ())
     with store.session(engine) as s:
         leased = s.exec(select(SourceState.source_id)
                         .where(col(SourceState.lease_owner) == service.worker)).all()
@@ -379,8 +397,8 @@ def kill_and_inspect(service: ServiceProcess, engine: Engine, mailbox: Mailbox,
                                                 col(Delivery.status) == "sending")).all()
         arrived = Counter(message_key(m) for m in mailbox.messages)
         accepted = [d.id or 0 for d in claimed if arrived[delivery_key(s, d)]]
-    return Kill(round(after, 3), tuple(sorted(leased)), tuple(d.id or 0 for d in claimed),
-                tuple(accepted))
+    return Kill(round(after, 3), startup, tuple(sorted(leased)),
+                tuple(d.id or 0 for d in claimed), tuple(accepted))
 
 
 def settle_mailbox(mailbox: Mailbox, quiet: float = 0.4, timeout: float = 5) -> None:
