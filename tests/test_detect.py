@@ -139,6 +139,8 @@ def test_alignment_recognises_a_sentence_recut_across_lines() -> None:
     ("We never sell data.", "We sell data.", "weakened", "negation dropped"),
     ("We will stop training.", "We will stop training unless a competitor ships first.",
      "weakened", "new exception or condition"),
+    ("Google won't be responsible for lost profits.", "Except as stated above, Google won't "
+     "be responsible for lost profits.", "strengthened", "new exception or condition"),
     ("We will report within 30 days.", "We will report within 90 days.", "weakened",
      'number relaxed: "30 days" -> "90 days"'),
     ("We will report within 90 days.", "We will report within thirty days.", "strengthened",

@@ -22,6 +22,7 @@ from monitor.detect.wording import (
     CONDITIONS,
     DATE,
     DEADLINE,
+    DISCLAIMER,
     DURATION,
     EFFECTIVE,
     EMAIL,
@@ -186,18 +187,20 @@ def _swap(ops: Sequence[Chunk], gone: re.Pattern[str], came: re.Pattern[str]) ->
 
 
 def conditions(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
-    """A new exception or condition ("unless", "if ... a competitor", "where feasible")."""
+    """A new exception or condition ("unless", "if ... a competitor", "where feasible"). In a
+    disclaimer ("Google won't be responsible for ...") an exception cuts the other way."""
+    weaker, stronger = (STRONGER, WEAKER) if _count(DISCLAIMER, before) else (WEAKER, STRONGER)
     signals: list[Signal] = []
     for pattern, label in ((CONDITIONS, "exception or condition"), (HEDGES, "hedge")):
         delta = _count(pattern, after) - _count(pattern, before)
         if delta > 0:
             chunk = next((c.added for c in ops if _count(pattern, c.added)), "")
             shown = _clip(chunk) if chunk else _first(pattern, after)
-            signals.append(Signal(WEAKER, f'new {label}: "{shown}"'))
+            signals.append(Signal(weaker, f'new {label}: "{shown}"'))
         elif delta < 0:
             chunk = next((c.removed for c in ops if _count(pattern, c.removed)), "")
             shown = _clip(chunk) if chunk else _first(pattern, before)
-            signals.append(Signal(STRONGER, f'{label} removed: "{shown}"'))
+            signals.append(Signal(stronger, f'{label} removed: "{shown}"'))
     return signals
 
 

@@ -51,6 +51,9 @@ CONDITIONS = _words(
     "other (?:ai |frontier ai )?developers",
     "comparable model", "at our option",
 )
+DISCLAIMER = _words("not (?:be )?(?:responsible|liable)", "no liability", "disclaims?",
+                    "not (?:be )?responsible", "exclude[sd]? (?:all )?liability")
+"""A sentence that limits the company's own liability: an exception to it protects users."""
 HEDGES = _words("not necessarily", "not always", "no longer", "generally", "typically", "usually",
                 "(?:commercially )?reasonable efforts", "best efforts", "as far as", "help ensure",
                 "where possible", "if possible", "to the extent possible")
