@@ -148,6 +148,8 @@ def test_alignment_recognises_a_sentence_recut_across_lines() -> None:
     ("We audit all models.", "We audit some models.", "weakened",
      'scope narrowed: "all" -> "some"'),
     ("These are commitments.", "These are goals.", "weakened", "binding -> aspirational"),
+    ("Do not facilitate or depict child abuse.", "Do not facilitate child abuse.", "weakened",
+     'listed item removed: "or depict"'),
     ("We will review it yearly.", "We will update it yearly.", "strengthened", "verb upgrade"),
     ("At a minimum, we will run an external review.", "We will run an external review.",
      "weakened", 'qualifier dropped: "at a minimum"'),

@@ -257,14 +257,17 @@ def listed_items(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
 
 
 def _is_list_element(chunk: Chunk) -> bool:
-    """"A, [B,] C" or "A, B[, and C]": an element between commas, short enough to be one."""
+    """"A, [B,] C", "A, B[, and C]" or "facilitate [or depict] abuse": an element of an
+    enumeration, short enough to be one."""
     text = (chunk.removed or chunk.added).strip()
     words = canonical(text).split()
-    if not words or len(words) > 8 or not chunk.context.rstrip().endswith(","):
+    if not words or len(words) > 8:
         return False
     if not any(len(w) > 2 and w not in FUNCTION_WORDS for w in words):
         return False                         # "or", "of the": a rephrasing, not an element
-    return text.endswith(",") or words[0] in LIST_WORDS
+    if chunk.context.rstrip().endswith(","):
+        return text.endswith(",") or words[0] in LIST_WORDS
+    return words[0] in LIST_WORDS and len(words) <= 3
 
 
 def numbers(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
@@ -317,7 +320,7 @@ def _number(word: str) -> float:
 def _plain_numbers(text: str) -> list[str]:
     """Numbers outside durations, dates and cross-references, as written ("50%", "1,000")."""
     text = DATE.sub(" ", DURATION.sub(" ", REFERENCE.sub(" ", text.casefold())))
-    return re.findall(r"\d[\d,.]*%?", text)
+    return re.findall(r"\d(?:[\d,.]*\d)?%?", text)
 
 
 def _deadline_moved(before: str, after: str) -> Signal | None:
