@@ -60,10 +60,13 @@ def most_severe(statuses: Sequence[str]) -> str:
 
 
 def changes_subject(changes: Sequence[Change], source: Source) -> str:
-    """'[REMOVED] OpenAI · Usage Policies · No military use' (or 'N changes')."""
-    status = most_severe([c.status for c in changes])
-    what = change_title(changes[0]) if len(changes) == 1 else f"{len(changes)} changes"
-    return one_line(f"[{tag(status)}] {source.company} · {source.title} · {what}")
+    """'[REMOVED] OpenAI · Usage Policies · No military use', naming the most severe change
+    (a configured commitment before a discovered sentence) and counting the others."""
+    first = min(changes, key=lambda c: (severity(c.status), c.commitment_title is None))
+    what = change_title(first)
+    if len(changes) > 1:
+        what += f" (+{len(changes) - 1} more)"
+    return one_line(f"[{tag(first.status)}] {source.company} · {source.title} · {what}")
 
 
 def health_subject(kind: str, source: Source, what: str) -> str:

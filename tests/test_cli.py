@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
+from conftest import Response, Site, Smtp
 from sqlmodel import Session
 
 from monitor import store
 from monitor.cli import main
-from tests.conftest import Response, Site, Smtp
 
 REPO = Path(__file__).resolve().parents[1]
 

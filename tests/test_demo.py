@@ -8,12 +8,12 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from conftest import CORPUS
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor import demo, store
 from monitor.cli import main
-from tests.conftest import CORPUS
 
 FSF = "northwind-frontier-safety-framework"
 AUP = "northwind-usage-policy"

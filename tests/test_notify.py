@@ -18,13 +18,13 @@ import pytest
 import responses
 from aiosmtpd.controller import Controller
 from aiosmtpd.smtp import AuthResult
+from conftest import Mailbox
 from sqlalchemy.engine import Engine
 from sqlmodel import select
 
 from monitor import notify, pipeline, render, store
 from monitor.store import Alert, Attempt, Change, Delivery
 from monitor.watchlist import Defaults, Source, Watchlist, load
-from tests.conftest import Mailbox
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

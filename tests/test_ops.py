@@ -16,13 +16,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+from conftest import Response, drop_postgres
 from prometheus_client import REGISTRY
 from prometheus_client.parser import text_string_to_metric_families
 from sqlalchemy.engine import Engine
 
 from monitor import notify, ops, pipeline, store
 from monitor.watchlist import Commitment, Defaults, Source, Watchlist
-from tests.conftest import Response, drop_postgres
 
 PROMISE = "We will never allow our models to be used for military purposes."
 HEDGED = "We may allow our models to be used for military purposes where feasible."

@@ -15,13 +15,13 @@ from pathlib import Path
 
 import pytest
 import responses
+from conftest import Response
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
 from monitor import notify, pipeline, store
 from monitor.store import Alert, Change, Check, Delivery, Snapshot, SourceState, Version
 from monitor.watchlist import Commitment, Defaults, Source, Watchlist, load
-from tests.conftest import Response
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)

@@ -43,10 +43,11 @@ def test_subject_names_status_company_document_and_commitment() -> None:
         "[REMOVED] OpenAI · Usage Policies · No military use"
 
 
-def test_subject_leads_with_the_most_severe_of_several_changes() -> None:
-    changes = [change("reworded"), change("removed", after=None), change("weakened")]
+def test_subject_leads_with_the_most_severe_of_several_changes_and_counts_the_rest() -> None:
+    changes = [change("reworded", title="Board oversight"), change("removed", after=None),
+               change("weakened", title="Pause")]
     assert render.changes_subject(changes, SOURCE) == \
-        "[REMOVED] OpenAI · Usage Policies · 3 changes"
+        "[REMOVED] OpenAI · Usage Policies · No military use (+2 more)"
 
 
 def test_subject_for_a_discovered_sentence_abbreviates_it_on_one_line() -> None:

@@ -22,12 +22,12 @@ from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 import pytest
+from conftest import Response, drop_postgres, fresh_postgres_url, postgres_available
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, col, select
 
 from monitor import migrations, pipeline, store
 from monitor.store import Alert, Check, Delivery, SourceState
-from tests.conftest import Response, drop_postgres, fresh_postgres_url, postgres_available
 
 pytestmark = [pytest.mark.slow, pytest.mark.postgres]
 

@@ -16,12 +16,12 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
+from conftest import Response, Site
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
 from monitor import pipeline, store
 from monitor.scheduler import Service, as_utc, first_runs
-from tests.conftest import Response, Site
 
 T = TypeVar("T")
 REPO = Path(__file__).resolve().parents[1]

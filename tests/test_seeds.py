@@ -6,12 +6,12 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
+from conftest import CORPUS
 
 from monitor import watchlist
 from monitor.detect import detect
 from monitor.fetch import FetchResult
 from monitor.normalise import normalise
-from tests.conftest import CORPUS
 
 SEEDS = sorted((Path(__file__).resolve().parents[1] / "seeds").glob("*.yaml"))
 
