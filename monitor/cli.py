@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from monitor import __version__, demo, export, notify, ops, pipeline, scheduler, store
+from monitor import __version__, demo, export, fetch, notify, ops, pipeline, scheduler, store
 from monitor import watchlist as watchlist_module
 from monitor.errors import WatchlistError
 from monitor.watchlist import Watchlist
@@ -324,6 +324,30 @@ def test_notify(settings: Settings, channel: str | None) -> None:
         else:
             click.echo(f"FAILED  {result.channel}: {result.label}: {result.error}")
     if any(not result.ok for result in results):
+        raise SystemExit(1)
+
+
+@main.command()
+@click.argument("source_ids", nargs=-1, required=True, metavar="SOURCE_ID...")
+@pass_settings
+def accept(settings: Settings, source_ids: tuple[str, ...]) -> None:
+    """Fetch the named sources now and take what they serve as their new baseline, silently.
+
+    For a page that shrank or was restructured for good: until its new text is accepted, its
+    checks fail as 'collapsed' and the old version is kept.
+    """
+    watchlist = settings.load_watchlist()
+    _require_sources(watchlist, source_ids)
+    engine = settings.engine()
+    with fetch.make_client(watchlist.defaults) as client:
+        summaries = [pipeline.check_source(watchlist.source(source_id), watchlist, engine=engine,
+                                           client=client, worker=scheduler.default_worker(),
+                                           rebaseline=True)
+                     for source_id in source_ids]
+    for summary in summaries:
+        click.echo(summary.line())
+    notify.deliver_pending(engine, watchlist, worker=scheduler.default_worker())
+    if any(summary.outcome == "failed" for summary in summaries):
         raise SystemExit(1)
 
 

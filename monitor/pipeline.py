@@ -75,6 +75,7 @@ class Run:
     worker: str
     started_at: datetime
     clock: float  # time.monotonic() at the start
+    rebaseline: bool = False
 
     def elapsed_ms(self) -> int:
         return int((time.monotonic() - self.clock) * 1000)
@@ -102,8 +103,11 @@ def check_all(watchlist: Watchlist, *, engine: Engine, source_ids: Sequence[str]
 
 def check_source(source: Source, watchlist: Watchlist, *, engine: Engine, client: httpx.Client,
                  gate: fetch.HostGate | None = None, now: Clock = store.utcnow,
-                 worker: str = WORKER) -> CheckSummary:
-    """Check one source now. Never raises: whatever goes wrong is this source's failed check."""
+                 worker: str = WORKER, rebaseline: bool = False) -> CheckSummary:
+    """Check one source now. Never raises: whatever goes wrong is this source's failed check.
+
+    ``rebaseline`` takes what the source serves now as a new baseline, judging nothing: for a
+    page that shrank or was restructured for good, whose checks otherwise fail as collapsed."""
     ttl = max(LEASE_MIN, watchlist.defaults.timeout * 10)
     try:
         leased = store.acquire_lease(engine, source.id, worker=worker, now=now(), ttl=ttl)
@@ -116,7 +120,7 @@ def check_source(source: Source, watchlist: Watchlist, *, engine: Engine, client
         return summary
     # The check starts once it holds the lease, so the recorded [start, start + duration] of two
     # checks of one source never overlap, even when one replica waited for another's release.
-    run = Run(source, watchlist, engine, now, worker, now(), time.monotonic())
+    run = Run(source, watchlist, engine, now, worker, now(), time.monotonic(), rebaseline)
     try:
         try:
             summary = _check(run, client, gate)
@@ -204,6 +208,8 @@ def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> Check
         previous = s.get(Version, state.version_id) if state.version_id else None
         removed = store.removed_sentences(s, source.id)
         reported_missing = store.reported_missing(s, source.id)
+    if run.rebaseline:  # judge nothing against the old text: what is served now is the baseline
+        previous = None
     validators = fetch.Validators(state.etag, state.last_modified, state.url) if previous else None
     result = fetch.fetch(source, run.watchlist.defaults, client=client, previous=validators,
                          gate=gate, now=run.now)
@@ -225,9 +231,12 @@ def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> Check
                        removed_before=removed)
     if detection.collapsed:
         raise NormaliseError("collapsed", f"{result.url}: {detection.collapsed}; the previous "
-                             "version is kept and compared with the next fetch")
+                             "version is kept and compared with the next fetch (if the page "
+                             f"changed for good: `commitment-monitor accept {source.id}`)")
     keys = {f.key for f in detection.findings}
     findings = [*detection.findings, *(f for f in missing if f.key not in keys)]
+    if run.rebaseline:  # quotes already reported missing are not news
+        findings = [f for f in findings if f.key not in reported_missing]
     return _record_version(run, result, document, previous, findings)
 
 

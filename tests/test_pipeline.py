@@ -19,7 +19,7 @@ from conftest import Response
 from sqlalchemy.engine import Engine
 from sqlmodel import func, select
 
-from monitor import notify, pipeline, store
+from monitor import fetch, notify, pipeline, store
 from monitor.store import Alert, Change, Check, Delivery, Snapshot, SourceState, Version
 from monitor.watchlist import Commitment, Defaults, Source, Watchlist, load
 
@@ -304,6 +304,30 @@ def test_a_collapsed_page_is_a_health_failure_and_keeps_the_version(engine, site
     assert collapsed.outcome == "failed" and (collapsed.error or "").startswith("collapsed:")
     assert back.outcome == "unchanged"
     assert (count(engine, Change), count(engine, Version)) == (0, 1)
+
+
+def test_accepting_a_page_that_shrank_for_good_makes_it_the_new_baseline(engine, site, smtp,
+                                                                          clock) -> None:
+    site.set("/policy", page(extra=FILLER * 6))
+    watchlist = make_watchlist(site, smtp)
+    check(watchlist, engine, clock)
+    shrunk = ("<html><body><main><h1>Usage Policies</h1><p>We will never allow our models to be "
+              "used for military purposes.</p></main></body></html>")
+    site.set("/policy", shrunk)
+    assert check(watchlist, engine, clock).outcome == "failed"
+
+    clock.advance()
+    with fetch.make_client(watchlist.defaults) as client:
+        accepted = pipeline.check_source(watchlist.sources[0], watchlist, engine=engine,
+                                         client=client, now=clock, worker="test",
+                                         rebaseline=True)
+    site.set("/policy", shrunk.replace("will never allow", "may allow"))
+    after = check(watchlist, engine, clock)
+
+    assert accepted.outcome == "baseline" and accepted.changes == 0
+    assert after.outcome == "changed"
+    with store.session(engine) as s:
+        assert [c.status for c in s.exec(select(Change)).all()] == ["weakened"]
 
 
 def test_a_restarted_process_sees_the_history_and_sends_nothing_new(database_url, site, smtp,
