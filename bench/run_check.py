@@ -14,6 +14,8 @@ from __future__ import annotations
 import json
 import resource
 import sys
+import threading
+import time
 from collections import Counter
 from collections.abc import Callable
 from pathlib import Path
@@ -45,6 +47,25 @@ def count_calls(modules: list[ModuleType], name: str, counts: Counter[str],
             setattr(module, name, counted)
 
 
+def time_by_outcome(pipeline: ModuleType, outcomes: dict[str, list[float]]) -> None:
+    """Charge each check_source call's own thread CPU to its outcome (not_modified, changed...):
+    per-source costs measured directly, not as differences of noisy totals."""
+    original = pipeline.check_source
+    lock = threading.Lock()
+
+    def timed(*args: Any, **kwargs: Any) -> Any:
+        started = time.thread_time()
+        summary = original(*args, **kwargs)
+        spent = time.thread_time() - started
+        with lock:
+            count_and_cpu = outcomes.setdefault(summary.outcome, [0, 0.0])
+            count_and_cpu[0] += 1
+            count_and_cpu[1] += spent
+        return summary
+
+    pipeline.check_source = timed
+
+
 def run(report: Path, cli_args: list[str]) -> int:
     from monitor import cli, detect, normalise, notify, pipeline
 
@@ -55,6 +76,8 @@ def run(report: Path, cli_args: list[str]) -> int:
     count_calls([detect, pipeline], "detect", counts)
     count_calls([pipeline, cli], "check_all", counts, cpu)
     count_calls([notify, cli], "deliver_pending", counts, cpu)
+    outcomes: dict[str, list[float]] = {}
+    time_by_outcome(pipeline, outcomes)
     code = invoke(lambda: cli.main(cli_args, standalone_mode=False))
     report.write_text(json.dumps({
         "exit_code": code,
@@ -64,6 +87,7 @@ def run(report: Path, cli_args: list[str]) -> int:
         "deliver_cpu": cpu["deliver_pending"],
         "normalised": counts["normalise"],
         "detected": counts["detect"],
+        "outcomes": outcomes,
     }))
     return code
 
