@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import subprocess
-from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -31,15 +30,6 @@ def add_version(engine: Engine, source_id: str, n: int, at: datetime,
                                   url=f"https://example.org/{source_id}", fetched_at=at))
         session.commit()
         return snapshot.sha256
-
-
-@pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
-    """For the tests where the database makes no difference (PostgreSQL costs a new database)."""
-    engine = store.make_engine(sqlite_url)
-    store.create_schema(engine)
-    yield engine
-    engine.dispose()
 
 
 @pytest.fixture

@@ -84,14 +84,6 @@ def rewrite(path: Path, text: str) -> None:
 
 
 @pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
-    engine = store.make_engine(sqlite_url)
-    store.create_schema(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def paused(tmp_path: Path, site: Site, sqlite_engine: Engine) -> Iterator[Service]:
     path = tmp_path / "watchlist.yaml"
     path.write_text(watchlist_text(site, "alpha", "beta"))

@@ -191,14 +191,6 @@ sources:
 
 
 @pytest.fixture
-def sqlite_engine(sqlite_url: str) -> Iterator[Engine]:
-    engine = store.make_engine(sqlite_url)
-    store.create_schema(engine)
-    yield engine
-    engine.dispose()
-
-
-@pytest.fixture
 def history(sqlite_engine: Engine) -> History:
     return record_history(sqlite_engine)
 
