@@ -24,13 +24,14 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import timedelta
+from email.message import EmailMessage
 from http.server import BaseHTTPRequestHandler
 from pathlib import Path
 
 from aiosmtpd.controller import Controller
 from conftest import Mailbox, Response, Site, Smtp
 from sqlalchemy.engine import Engine
-from sqlmodel import col, select
+from sqlmodel import Session, col, select
 
 from monitor import notify, store
 from monitor.store import Alert, Change, Delivery, SourceState, Version
@@ -154,7 +155,7 @@ def policy_html(page: int, generation: int) -> str:
 
 class GrowingPolicies:
     """``pages`` policy pages on a Site; each gains one commitment every ``period`` seconds
-    until frozen. Records the newest generation each page actually served."""
+    until frozen."""
 
     def __init__(self, site: Site, pages: int, period: float) -> None:
         self.site = site
@@ -162,8 +163,6 @@ class GrowingPolicies:
         self.period = period
         self.started = time.monotonic()
         self.frozen: float | None = None
-        self.served: dict[int, int] = {}
-        self._lock = threading.Lock()
         for page in range(pages):
             site.set(self.path(page), self._route(page))
 
@@ -182,10 +181,7 @@ class GrowingPolicies:
 
     def _route(self, page: int) -> Callable[[BaseHTTPRequestHandler], Response]:
         def serve(_handler: BaseHTTPRequestHandler) -> Response:
-            generation = self.generation()
-            with self._lock:
-                self.served[page] = max(self.served.get(page, -1), generation)
-            return Response(policy_html(page, generation))
+            return Response(policy_html(page, self.generation()))
         return serve
 
 
@@ -436,13 +432,13 @@ def wait_settled(engine: Engine, policies: GrowingPolicies, worker: str,
     return False
 
 
-def message_key(message) -> tuple[str, frozenset[str]]:  # type: ignore[no-untyped-def]
+def message_key(message: EmailMessage) -> tuple[str, frozenset[str]]:
     """(recipient, markers in the text) identifies which delivery a message was."""
     text = message.get_body(("plain",)).get_content()
     return str(message["To"]).split("@")[0], frozenset(m.group(0) for m in MARKER.finditer(text))
 
 
-def delivery_key(s, delivery: Delivery) -> tuple[str, frozenset[str]]:  # type: ignore[no-untyped-def]
+def delivery_key(s: Session, delivery: Delivery) -> tuple[str, frozenset[str]]:
     changes = s.exec(select(Change.after).where(Change.alert_id == delivery.alert_id)).all()
     return delivery.channel, frozenset(m.group(0) for text in changes
                                        for m in MARKER.finditer(text or ""))

@@ -486,13 +486,13 @@ def test_a_half_saved_watchlist_is_refused_while_every_source_keeps_being_checke
     """Extends tests/test_scheduler.py (a bad value, a deleted file): here the editor's save is
     cut off mid-file, and the last good watchlist keeps checking AND alerting every source."""
     world.baseline()  # an hour ago, by the injected clock
-    good = (tmp_path / "watchlist.yaml")
-    good.write_text(world_yaml(world))
-    service = scheduler.Service(good, world.engine, worker="test")
+    path = tmp_path / "watchlist.yaml"
+    saved = world_yaml(world)
+    path.write_text(saved)
+    service = scheduler.Service(path, world.engine, worker="test")
     service.start(paused=True)
-    try:
-        text_ = good.read_text()
-        good.write_text(text_[: text_.index("    url:", text_.index("id: lab-b")) + 14])
+    try:  # the save stops a few characters into lab-b's URL
+        path.write_text(saved[: saved.index("    url:", saved.index("id: lab-b")) + 14])
         with caplog.at_level(logging.ERROR, logger="monitor.scheduler"):
             assert service.reload() is False
         world.weaken_healthy_sources()
@@ -502,7 +502,7 @@ def test_a_half_saved_watchlist_is_refused_while_every_source_keeps_being_checke
         service.stop()
 
     assert "rejected, still running the last good one" in caplog.text
-    assert f"{good}:" in caplog.text
+    assert f"{path}:" in caplog.text
     assert checked == [True, True, True]
     assert (report.sent, world.subjects()) == (2, WEAKENED_SUBJECTS)
 
