@@ -333,11 +333,12 @@ STARTUP_WINDOW = (0.3, 3.0)
 lands this many seconds after the process was spawned, whether or not it is watching yet."""
 
 
-def crash_run(workdir: Path, *, seed: int, iterations: int, budget: float, pages: int = 3,
-              period: float = 1.5, accept_delay: float = 0.25,
-              settle_timeout: float = 90) -> CrashReport:
-    """SIGKILL the real service at seeded random points, restart it on the same SQLite file,
-    then let a last run finish cleanly (SIGTERM), drain the outbox, and account for every
+def crash_run(workdir: Path, *, seed: int, iterations: int, budget: float,
+              database: str | None = None, pages: int = 3, period: float = 1.5,
+              accept_delay: float = 0.25, settle_timeout: float = 90) -> CrashReport:
+    """SIGKILL the real service at seeded random points, restart it on the same database (a
+    fresh SQLite file in ``workdir`` unless ``database`` names another, e.g. PostgreSQL), then
+    let a last run finish cleanly (SIGTERM), drain the outbox, and account for every
     commitment the pages gained against the store and the mailbox."""
     rng = random.Random(seed)
     report = CrashReport(seed=seed, sources=pages, channels=len(CHANNELS))
@@ -345,7 +346,7 @@ def crash_run(workdir: Path, *, seed: int, iterations: int, budget: float, pages
     site, mailbox = Site(), SlowMailbox(accept_delay)
     # A killed service resets its connections mid-request: expected here, not worth a traceback.
     site.server.handle_error = lambda *_: None  # type: ignore[method-assign]
-    database = f"sqlite:///{workdir}/monitor.db"
+    database = database or f"sqlite:///{workdir}/monitor.db"
     engine: Engine | None = None
     try:
         with smtp_server(mailbox) as smtp:
