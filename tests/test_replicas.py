@@ -141,8 +141,11 @@ def poll(condition, timeout: float, every: float = 0.1):  # type: ignore[no-unty
 
 
 def kill_holding_a_lease(victim: Replica, engine: Engine) -> dict[str, datetime]:
-    """Freeze the victim; if it holds a lease, SIGKILL it and return its leases, else let it
-    run on. (Frozen, it cannot release the lease between our look and the kill.)"""
+    """When the victim seems to hold a lease, freeze it and look again; if it does, SIGKILL it
+    and return its leases, else let it run on. (Frozen, it cannot release the lease between
+    our look and the kill.)"""
+    if not leases_held_by(engine, victim.worker):
+        return {}
     victim.process.send_signal(signal.SIGSTOP)
     held = leases_held_by(engine, victim.worker)
     if held:
@@ -198,7 +201,7 @@ def test_replicas_share_sources_and_alerts_and_take_over_a_killed_ones_leases(
         # ...then share the work: one is killed while it holds a lease.
         victim = replicas[0]
         held = poll(lambda: kill_holding_a_lease(victim, engine), timeout=PATIENCE, every=0.02)
-        assert held, f"{victim.worker} never held a lease"
+        assert held, f"{victim.worker} never held a lease:\n" + victim.log.read_text()[-3000:]
         killed_at = store.utcnow()
 
         # Its leases expire; the survivors check those sources again after that.
