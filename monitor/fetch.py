@@ -225,14 +225,17 @@ class _Fetcher:
         return BACKOFF(retry_state)
 
     def _attempt(self, url: str, headers: dict[str, str]) -> FetchResult:
-        deadline = time.monotonic() + self.defaults.timeout.total_seconds()
         try:
-            with self.gate.slot(_host(url)), self.client.stream("GET", url, headers=headers) as r:
-                if r.status_code == 304 and headers:
-                    return _result(r, b"", "", None, not_modified=True)
-                if r.status_code >= 300:
-                    _refuse_bad_status(r, self.gate, deadline)
-                body = _read_capped(r, self.defaults.max_bytes, deadline)
+            with self.gate.slot(_host(url)):
+                # The deadline starts once this fetch has the host to itself: time spent queued
+                # behind a slow page of the same host must not time this page out.
+                deadline = time.monotonic() + self.defaults.timeout.total_seconds()
+                with self.client.stream("GET", url, headers=headers) as r:
+                    if r.status_code == 304 and headers:
+                        return _result(r, b"", "", None, not_modified=True)
+                    if r.status_code >= 300:
+                        _refuse_bad_status(r, self.gate, deadline)
+                    body = _read_capped(r, self.defaults.max_bytes, deadline)
         except httpx.HTTPError as exc:
             raise _classify(exc, url) from None
         final = str(r.url)

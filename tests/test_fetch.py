@@ -392,3 +392,42 @@ def test_host_gate_accepts_a_timedelta_gap() -> None:
 def test_make_client_ignores_proxy_settings(monkeypatch: pytest.MonkeyPatch, site: Site) -> None:
     monkeypatch.setenv("HTTP_PROXY", "http://127.0.0.1:9")  # nothing listens there
     assert get(site.set("/p", POLICY)).status == 200
+
+
+def test_time_queued_behind_a_slow_page_of_the_same_host_does_not_time_out_the_next(
+        raw: RawSite, site: Site) -> None:
+    def drip(handler: socketserver.StreamRequestHandler) -> None:
+        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                            b"Content-Length: 100000\r\n\r\n")
+        try:
+            for _ in range(200):
+                handler.wfile.write(b"<p>.</p>")
+                handler.wfile.flush()
+                time.sleep(0.02)
+        except OSError:
+            pass
+
+    raw.routes["/slow"] = drip
+    healthy = [site.set(f"/ok{i}", POLICY) for i in range(2)]
+    settings = defaults(timeout=0.5, host_gap=0.2)
+    gate = HostGate(settings.host_gap)
+    outcomes: dict[str, object] = {}
+
+    def run(url: str) -> None:
+        with make_client(settings) as client:
+            try:
+                outcomes[url] = fetch(source(url), settings, client=client, gate=gate).status
+            except FetchError as exc:
+                outcomes[url] = exc.kind
+
+    slow = threading.Thread(target=run, args=(raw.url("/slow"),))
+    slow.start()
+    time.sleep(0.05)  # let the slow page take the host first
+    others = [threading.Thread(target=run, args=(url,)) for url in healthy]
+    for thread in others:
+        thread.start()
+    for thread in (slow, *others):
+        thread.join(timeout=20)
+
+    assert outcomes[raw.url("/slow")] == "timeout"
+    assert [outcomes[url] for url in healthy] == [200, 200]
