@@ -34,9 +34,9 @@ def chromium_path() -> str | None:
     return shutil.which("chromium") or shutil.which("chromium-browser")
 
 
-def fetch_browser(url: str, *, timeout: float, wait_for: str | None = None) -> tuple[str, str]:
+def fetch_browser(url: str, *, timeout: float) -> tuple[str, str]:
     """(final URL, rendered HTML). Waits for the load event, then for the network to go quiet
-    (or for ``wait_for``, a CSS selector) within ``timeout`` seconds. Raises FetchError."""
+    within ``timeout`` seconds. Raises FetchError."""
     executable = chromium_path()
     if executable is None:
         raise FetchError("browser", f"{url}: this source needs a browser (`fetch: browser`) but "
@@ -58,10 +58,7 @@ def fetch_browser(url: str, *, timeout: float, wait_for: str | None = None) -> t
                     raise FetchError("http_status", f"{url}: HTTP {response.status} in the "
                                      "browser", status=response.status,
                                      transient=response.status in (429, 502, 503, 504))
-                if wait_for:
-                    page.wait_for_selector(wait_for, timeout=ms)
-                else:
-                    _settle(page, ms, PlaywrightTimeout)
+                _settle(page, ms, PlaywrightTimeout)
                 return page.url, page.content()
             finally:
                 browser.close()
