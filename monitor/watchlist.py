@@ -153,9 +153,6 @@ class Watchlist(Strict):
     def channels_for(self, source: Source) -> tuple[str, ...]:
         return source.notify if source.notify is not None else self.defaults.notify
 
-    def respects_robots(self, source: Source) -> bool:
-        return source.robots if source.robots is not None else self.defaults.robots
-
 
 def expand_vars(text: str, environ: Mapping[str, str] | None = None) -> str:
     """Replace ${NAME} with its value from the environment. Raises KeyError for undefined names."""
