@@ -45,7 +45,7 @@ def extract(body: bytes, *, url: str) -> tuple[str, str | None]:
     return "\n".join(_paragraphs(lines)), title
 
 
-def _read_pages(body: bytes, url: str) -> tuple[list[list[str]], str | None]:
+def _read_pages(body: bytes, url: str) -> tuple[list[list[Line]], str | None]:
     try:
         return _read_with_pdfium(body)
     except pdfium.PdfiumError as exc:
