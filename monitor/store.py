@@ -22,9 +22,8 @@ from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint, event, or_, update
-from sqlalchemy.dialects.postgresql import insert as pg_insert
-from sqlalchemy.dialects.sqlite import insert as sqlite_insert
-from sqlalchemy.engine import Engine
+from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 DEFAULT_DATABASE_URL = "sqlite:///state/monitor.db"
@@ -269,9 +268,8 @@ def sha256(data: bytes | str) -> str:
 def store_snapshot(session: Session, body: bytes, media_type: str, at: datetime) -> Snapshot:
     """Store raw bytes once per sha256; concurrent checks storing the same bytes both succeed."""
     digest = sha256(body)
-    insert = pg_insert if session.get_bind().dialect.name == "postgresql" else sqlite_insert
     session.execute(
-        insert(Snapshot)
+        _insert(session.get_bind(), Snapshot)
         .values(sha256=digest, media_type=media_type, size=len(body),
                 body=zlib.compress(body, 6), first_seen_at=at)
         .on_conflict_do_nothing(index_elements=["sha256"])
@@ -281,6 +279,13 @@ def store_snapshot(session: Session, body: bytes, media_type: str, at: datetime)
 
 def snapshot_body(snapshot: Snapshot) -> bytes:
     return zlib.decompress(snapshot.body)
+
+
+def _insert(bind: Engine | Connection,
+            table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+    """An INSERT that knows ON CONFLICT DO NOTHING, in the dialect of the database at hand."""
+    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
+    return dialect.insert(table)
 
 
 # --- Leases ------------------------------------------------------------------------------------
@@ -295,9 +300,8 @@ def acquire_lease(engine: Engine, source_id: str, *, worker: str, now: datetime,
     """
     with Session(engine) as s:
         if s.get(SourceState, source_id) is None:
-            insert = pg_insert if engine.dialect.name == "postgresql" else sqlite_insert
-            s.execute(insert(SourceState).values(source_id=source_id, failing_streak=0,
-                                                 health_alerted=False)
+            s.execute(_insert(engine, SourceState)
+                      .values(source_id=source_id, failing_streak=0, health_alerted=False)
                       .on_conflict_do_nothing(index_elements=["source_id"]))
         taken = s.execute(
             update(SourceState)
