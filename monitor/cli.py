@@ -128,13 +128,12 @@ def check(settings: Settings, source_ids: tuple[str, ...]) -> None:
     watchlist = settings.load_watchlist()
     _require_sources(watchlist, source_ids)
     engine = settings.engine()
-    summaries = pipeline.check_all(watchlist, engine=engine, source_ids=source_ids or None,
-                                   worker=scheduler.default_worker())
+    summaries = pipeline.check_all(watchlist, engine=engine, source_ids=source_ids or None)
     if not summaries:
         click.echo(f"no sources in {watchlist.path}; add some under 'sources:'", err=True)
     for summary in summaries:
         click.echo(summary.line())
-    report = notify.deliver_pending(engine, watchlist, worker=scheduler.default_worker())
+    report = notify.deliver_pending(engine, watchlist)
     if report.sent or report.failed or report.expired:
         click.echo(f"alerts: {report.sent} sent, {report.failed} failed (retried by the next "
                    f"check or by `run`), {report.expired} expired")
@@ -341,12 +340,11 @@ def accept(settings: Settings, source_ids: tuple[str, ...]) -> None:
     engine = settings.engine()
     with fetch.make_client(watchlist.defaults) as client:
         summaries = [pipeline.check_source(watchlist.source(source_id), watchlist, engine=engine,
-                                           client=client, worker=scheduler.default_worker(),
-                                           rebaseline=True)
+                                           client=client, rebaseline=True)
                      for source_id in source_ids]
     for summary in summaries:
         click.echo(summary.line())
-    notify.deliver_pending(engine, watchlist, worker=scheduler.default_worker())
+    notify.deliver_pending(engine, watchlist)
     if any(summary.outcome == "failed" for summary in summaries):
         raise SystemExit(1)
 

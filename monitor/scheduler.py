@@ -12,8 +12,6 @@ from __future__ import annotations
 
 import hashlib
 import logging
-import os
-import socket
 import threading
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
@@ -79,11 +77,6 @@ def as_utc(moment: datetime) -> datetime:
     return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
-def default_worker() -> str:
-    """Names this process in leases and delivery claims, so replicas can tell each other apart."""
-    return f"{socket.gethostname()}:{os.getpid()}"
-
-
 @dataclass(frozen=True)
 class _FileStamp:
     mtime_ns: int
@@ -101,7 +94,7 @@ class Service:
     def __init__(self, path: Path, engine: Engine, *, worker: str | None = None) -> None:
         self.path = Path(path)
         self.engine = engine
-        self.worker = worker or default_worker()
+        self.worker = worker or notify.WORKER
         self.watchlist: Watchlist | None = None
         self._scheduler = BackgroundScheduler(
             executors={"default": ThreadPoolExecutor(max_workers=THREADS)}, timezone=UTC)
@@ -278,7 +271,6 @@ class Service:
         except OSError:
             return None
         return _FileStamp(stat.st_mtime_ns, stat.st_size)
-
 
 
 def _trigger_settings(watchlist: Watchlist, source: Source) -> tuple[timedelta, float]:
