@@ -378,7 +378,7 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
 
 def _when(moment: datetime | None) -> str:
-    return scheduler.as_utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
+    return store.as_utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "-"
 
 
 def _shorten(text: str, width: int = 240) -> str:

@@ -27,6 +27,7 @@ from sqlalchemy.engine import Engine
 from monitor import fetch, notify, ops, pipeline, store
 from monitor import watchlist as watchlist_module
 from monitor.errors import WatchlistError
+from monitor.store import as_utc
 from monitor.watchlist import Source, Watchlist
 
 logger = logging.getLogger(__name__)
@@ -70,11 +71,6 @@ def first_runs(intervals: Mapping[str, timedelta], last_checked: Mapping[str, da
     for position, (*_, source_id) in enumerate(sorted(behind)):
         runs[source_id] = now + delay + position * gap
     return runs
-
-
-def as_utc(moment: datetime) -> datetime:
-    """SQLite hands datetimes back without a zone; every stored time is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
 
 
 @dataclass(frozen=True)

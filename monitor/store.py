@@ -227,11 +227,16 @@ def reported_missing(session: Session, source_id: str) -> set[str]:
     return set(session.exec(query))
 
 
+def as_utc(moment: datetime) -> datetime:
+    """SQLite hands datetimes back without a zone; every stored time is UTC."""
+    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
+
+
 def iso(moment: datetime | None) -> str | None:
     """ISO 8601 in UTC with a "Z", the form every machine-readable output uses."""
     if moment is None:
         return None
-    return moment.astimezone(UTC).isoformat().replace("+00:00", "Z")
+    return as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
 def change_json(change: Change) -> dict[str, Any]:

@@ -12,7 +12,6 @@ from __future__ import annotations
 import mimetypes
 import re
 import uuid
-import zlib
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -37,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 from monitor import store
 from monitor.detect import SEVERITY
 from monitor.render import change_title
-from monitor.store import Change, Check, Snapshot, SourceState, Version
+from monitor.store import Change, Check, Snapshot, SourceState, Version, as_utc, iso
 from monitor.watchlist import Commitment, Source, Watchlist
 
 PAGE_SIZE = 50
@@ -287,16 +286,7 @@ def diff_sides(change: Change) -> tuple[list[tuple[str, str]], list[tuple[str, s
 
 
 def format_utc(moment: datetime | None) -> str:
-    return utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
-
-
-def utc(moment: datetime) -> datetime:
-    """Databases hand back naive datetimes; everything the monitor stores is UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
-
-
-def iso(moment: datetime | None) -> str | None:
-    return utc(moment).isoformat().replace("+00:00", "Z") if moment else None
+    return as_utc(moment).strftime("%Y-%m-%d %H:%M UTC") if moment else "—"
 
 
 def headline(change: Change, source: Source | None) -> str:
@@ -409,7 +399,7 @@ def snapshot_download(request: Request) -> Response:
     if snapshot is None:
         raise HTTPException(404, f"there is no snapshot {sha256}")
     extension = mimetypes.guess_extension(snapshot.media_type.split(";")[0].strip()) or ".bin"
-    return Response(zlib.decompress(snapshot.body), headers={
+    return Response(store.snapshot_body(snapshot), headers={
         "content-type": snapshot.media_type,
         "content-disposition": f'attachment; filename="{sha256[:16]}{extension}"',
         "content-security-policy": "sandbox",
@@ -466,7 +456,7 @@ def atom_feed(request: Request, changes: Sequence[Change], *, title: str, html_u
     """An RFC 4287 feed; lxml escapes every text, so page text cannot break out of it."""
     feed = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})
     # An empty feed has never changed; the epoch keeps its bytes (and ETag) stable.
-    newest = max((utc(c.detected_at) for c in changes), default=datetime.fromtimestamp(0, UTC))
+    newest = max((as_utc(c.detected_at) for c in changes), default=datetime.fromtimestamp(0, UTC))
     _sub(feed, "id", urn(feed_key))
     _sub(feed, "title", title)
     _sub(feed, "updated", iso(newest))
