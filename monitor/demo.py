@@ -251,9 +251,7 @@ def _echo_alerts(engine: Engine, wl: watchlist.Watchlist, after: int, echo: Echo
         alerts = session.exec(select(store.Alert).where(col(store.Alert.id) > after)
                               .order_by(col(store.Alert.id))).all()
         for alert in alerts:
-            changes = session.exec(select(store.Change).where(store.Change.alert_id == alert.id)
-                                   .order_by(col(store.Change.id))).all()
-            message = notify.render_alert(alert, changes, wl)
+            message = notify.render_alert(alert, store.alert_changes(session, alert.id or 0), wl)
             echo(f"\n  >>> {message.subject}")
             echo("\n".join(f"      {line}" for line in message.text.rstrip().splitlines()) + "\n")
             after = alert.id or after

@@ -254,8 +254,7 @@ def deliver_one(engine: Engine, watchlist: Watchlist, delivery_id: int, *, worke
     with store.session(engine) as s:
         delivery = s.get(Delivery, delivery_id)
         alert = s.get(Alert, delivery.alert_id) if delivery else None
-        changes = list(s.exec(select(Change).where(Change.alert_id == delivery.alert_id)
-                              .order_by(col(Change.id)))) if delivery else []
+        changes = store.alert_changes(s, delivery.alert_id) if delivery else []
     if delivery is None or alert is None:
         return False
     error: DeliveryError | None = None

@@ -214,6 +214,12 @@ def source_states(session: Session) -> list[SourceState]:
     return list(session.exec(select(SourceState).order_by(col(SourceState.source_id))))
 
 
+def alert_changes(session: Session, alert_id: int) -> list[Change]:
+    """The changes one alert carries, in the order they were found."""
+    return list(session.exec(select(Change).where(Change.alert_id == alert_id)
+                             .order_by(col(Change.id))))
+
+
 def removed_sentences(session: Session, source_id: str) -> set[str]:
     """Sentences reported removed from this source before, so their return reads "restored"."""
     query = select(Change.before).where(Change.source_id == source_id,
