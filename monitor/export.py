@@ -12,7 +12,7 @@ from __future__ import annotations
 import os
 import subprocess
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import datetime
 from pathlib import Path
 
 from sqlalchemy.engine import Engine
@@ -83,7 +83,7 @@ def load_versions(engine: Engine, source_id: str) -> list[ExportedVersion]:
         return [ExportedVersion(text=version.text, text_sha256=version.text_sha256,
                                 raw=store.snapshot_body(snapshot), raw_sha256=snapshot.sha256,
                                 media_type=snapshot.media_type, url=version.url,
-                                fetched_at=_utc(version.fetched_at))
+                                fetched_at=store.as_utc(version.fetched_at))
                 for version, snapshot in session.exec(query)]
 
 
@@ -156,8 +156,3 @@ def _git(directory: Path, *args: str, stdin: str | None = None, date: datetime |
     if check and done.returncode != 0:
         raise ExportError(f"git {args[0]} failed in {directory}: {done.stderr.strip()}")
     return done.stdout
-
-
-def _utc(moment: datetime) -> datetime:
-    """SQLite hands back naive datetimes; the store writes UTC."""
-    return moment.replace(tzinfo=UTC) if moment.tzinfo is None else moment.astimezone(UTC)
