@@ -55,10 +55,6 @@ def tag(status: str) -> str:
     return status.replace("_", " ").upper()
 
 
-def most_severe(statuses: Sequence[str]) -> str:
-    return min(statuses, key=severity)
-
-
 def changes_subject(changes: Sequence[Change], source: Source) -> str:
     """'[REMOVED] OpenAI · Usage Policies · No military use', naming the most severe change
     (a configured commitment before a discovered sentence) and counting the others."""
