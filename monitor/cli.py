@@ -42,9 +42,7 @@ class Settings:
         try:
             return watchlist_module.load(path or self.watchlist_path)
         except WatchlistError as exc:
-            for problem in exc.problems:
-                click.echo(str(problem), err=True)
-            raise SystemExit(USAGE_ERROR) from None
+            exit_with_problems(exc)
 
     def engine(self) -> Engine:
         """The database with its schema up to date, or exit 2 saying which URL failed."""
@@ -64,6 +62,13 @@ def masked_url(url: str) -> str:
         return make_url(url).render_as_string(hide_password=True)
     except SQLAlchemyError:
         return "(unparseable URL)"
+
+
+def exit_with_problems(exc: WatchlistError) -> NoReturn:
+    """Print every watchlist problem, one FILE:LINE: line each, and exit 2."""
+    for problem in exc.problems:
+        click.echo(str(problem), err=True)
+    raise SystemExit(USAGE_ERROR) from None
 
 
 def fail(message: str, code: int = USAGE_ERROR) -> NoReturn:
@@ -173,9 +178,7 @@ def run(settings: Settings, metrics_port: int | None, metrics_host: str) -> None
     try:
         watchlist = service.start()
     except WatchlistError as exc:
-        for problem in exc.problems:
-            click.echo(str(problem), err=True)
-        raise SystemExit(USAGE_ERROR) from None
+        exit_with_problems(exc)
     click.echo(f"watching {len(watchlist.sources)} sources from {settings.watchlist_path} "
                f"(edits are applied without restart); database {masked_url(settings.database_url)}",
                err=True)
