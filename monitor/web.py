@@ -316,8 +316,8 @@ def timeline(request: Request) -> Response:
     older = query.params(before_id=next_before) if next_before else None
     feed = feed_url(request, query)
     return page(request, "timeline.html", changes=changes, query=query, older=older,
-                  feed=feed, sources={s.id: s for s in watchlist.sources},
-                  companies=sorted({s.company for s in watchlist.sources}))
+                feed=feed, sources={s.id: s for s in watchlist.sources},
+                companies=sorted({s.company for s in watchlist.sources}))
 
 
 def feed_url(request: Request, query: ChangeFilter) -> str:
@@ -335,7 +335,7 @@ def change_page(request: Request) -> Response:
         alert = session.get(store.Alert, change.alert_id) if change.alert_id else None
     source = find_source(request.app.state.watchlist, change.source_id)
     return page(request, "change.html", change=change, source=source, alert=alert,
-                  title=headline(change, source))
+                title=headline(change, source))
 
 
 def sources_page(request: Request) -> Response:
@@ -363,8 +363,8 @@ def source_page(request: Request) -> Response:
     if source is None and state is None and not changes:
         raise HTTPException(404, f"there is no source {source_id!r} in the watchlist or the store")
     return page(request, "source.html", source_id=source_id, source=source,
-                  health=Health(source_id, source, state), changes=changes, checks=checks,
-                  versions=versions, commitments=commitment_histories(source, changes))
+                health=Health(source_id, source, state), changes=changes, checks=checks,
+                versions=versions, commitments=commitment_histories(source, changes))
 
 
 def commitment_histories(source: Source | None,
@@ -383,7 +383,7 @@ def error_page(request: Request, exc: Exception) -> Response:
     if request.url.path.startswith("/api/"):
         return JSONResponse({"error": exc.detail}, status_code=exc.status_code)
     return page(request, "error.html", status_code=exc.status_code,
-                  status=exc.status_code, detail=exc.detail)
+                status=exc.status_code, detail=exc.detail)
 
 
 # --- evidence downloads --------------------------------------------------------------------------
