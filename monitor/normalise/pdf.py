@@ -1,10 +1,9 @@
 """PDF -> normalised text with pypdfium2 (pypdf when pdfium rejects a file).
 
 pypdfium2 was measured best on a 30-page two-column document (reading order kept, 0.03 s, and it
-marks line-break hyphens (U+FFFE from get_text_range) so "exam-/ples" is repaired while
-"net-zero" is not; see
-shared/reference/dependency-trials.md section 4). Running headers, footers and page numbers are
-removed and lines are joined into paragraphs, so a re-exported PDF gives the same text.
+marks line-break hyphens, U+FFFE in get_text_range, so "exam-/ples" is repaired while "net-zero"
+is not; see shared/reference/dependency-trials.md section 4). Running headers, footers and page
+numbers are removed and lines are joined into paragraphs, so a re-exported PDF gives the same text.
 """
 
 from __future__ import annotations
