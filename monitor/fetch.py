@@ -232,6 +232,7 @@ class _Fetcher:
                 deadline = time.monotonic() + self.defaults.timeout.total_seconds()
                 with self.client.stream("GET", url, headers=headers) as r:
                     if r.status_code == 304 and headers:
+                        r.read()  # an unread response would close its connection: keep it
                         return _result(r, b"", "", None, not_modified=True)
                     if r.status_code >= 300:
                         _refuse_bad_status(r, self.gate, deadline)
