@@ -29,6 +29,9 @@ VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
 DURATION = re.compile(r"^\s*(\d+(?:\.\d+)?)\s*(s|m|h|d|w)\s*$")
 UNIT_SECONDS = {"s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604800}
 BUNDLED_WATCHLIST = Path(__file__).resolve().parent.parent / "seeds" / "ai-labs.yaml"
+COMPOSER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
+"""libyaml's parser when PyYAML has it: the same nodes and line marks for a third of the CPU
+(5.8 s -> 1.95 s for 5,000 sources, bench/README.md)."""
 
 Loc = tuple[Any, ...]
 
@@ -214,7 +217,7 @@ def parse(text: str, *, name: str = "watchlist.yaml",
 
 def _compose(text: str, name: str) -> yaml.Node:
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=COMPOSER)
     except yaml.YAMLError as exc:
         mark = getattr(exc, "problem_mark", None)
         line = mark.line + 1 if mark else 1
