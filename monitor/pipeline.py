@@ -93,7 +93,7 @@ def check_all(watchlist: Watchlist, *, engine: Engine, source_ids: Sequence[str]
     sources = [watchlist.source(i) for i in source_ids] if source_ids else list(watchlist.sources)
     if not sources:
         return []
-    gate = fetch.HostGate(watchlist.defaults.host_gap.total_seconds())
+    gate = fetch.HostGate(watchlist.defaults.host_gap)
     with fetch.make_client(watchlist.defaults) as client, \
             ThreadPoolExecutor(max_workers=max(1, min(workers, len(sources)))) as pool:
         return list(pool.map(lambda source: check_source(

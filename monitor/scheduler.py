@@ -222,7 +222,7 @@ class Service:
         if self._client is not None:
             self._retired.append(self._client)
         self._client = fetch.make_client(watchlist.defaults)
-        self._gate = fetch.HostGate(watchlist.defaults.host_gap.total_seconds())
+        self._gate = fetch.HostGate(watchlist.defaults.host_gap)
 
     # --- jobs -----------------------------------------------------------------------------------
 
