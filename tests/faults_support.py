@@ -214,7 +214,7 @@ class ServiceProcess:
             [sys.executable, "-m", "monitor", "--watchlist", str(watchlist), "--database",
              database, "run"], cwd=workdir, env=env, stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE, text=True)
-        self.worker = f"{socket.gethostname()}:{self.process.pid}"  # scheduler.default_worker
+        self.worker = f"{socket.gethostname()}:{self.process.pid}"  # notify.WORKER in that process
         self.lines: list[str] = []
         self._reader = threading.Thread(target=self._read, daemon=True)
         self._reader.start()

@@ -100,7 +100,7 @@ class Replica:
              "--database", database_url, "run"],
             stdout=self.log.open("w"), stderr=subprocess.STDOUT,
             env={**os.environ, "NO_PROXY": "127.0.0.1,localhost", "PYTHONUNBUFFERED": "1"})
-        self.worker = f"{socket.gethostname()}:{self.process.pid}"  # scheduler.default_worker()
+        self.worker = f"{socket.gethostname()}:{self.process.pid}"  # notify.WORKER in that process
         self.terminated = False
 
     def alive(self) -> bool:
