@@ -274,18 +274,20 @@ def test_body_shorter_than_content_length_is_truncated(raw: RawSite) -> None:
     assert (error.kind, error.transient) == ("truncated", True)
 
 
-def test_slow_drip_response_ends_with_a_timeout_at_the_overall_deadline(raw: RawSite) -> None:
-    def drip(handler: socketserver.StreamRequestHandler) -> None:
-        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-                            b"Content-Length: 100000\r\n\r\n")
-        try:
-            for _ in range(2000):
-                handler.wfile.write(b"<p>.</p>")
-                handler.wfile.flush()
-                time.sleep(0.02)
-        except OSError:
-            pass  # the client gave up, as it should
+def drip(handler: socketserver.StreamRequestHandler) -> None:
+    """A response that trickles a few bytes every 20 ms, for up to 40 s."""
+    handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
+                        b"Content-Length: 100000\r\n\r\n")
+    try:
+        for _ in range(2000):
+            handler.wfile.write(b"<p>.</p>")
+            handler.wfile.flush()
+            time.sleep(0.02)
+    except OSError:
+        pass  # the client gave up, as it should
 
+
+def test_slow_drip_response_ends_with_a_timeout_at_the_overall_deadline(raw: RawSite) -> None:
     raw.routes["/p"] = drip
     started = time.monotonic()
     error = fetch_error(raw.url("/p"), defaults_=defaults(timeout=0.3))
@@ -396,17 +398,6 @@ def test_make_client_ignores_proxy_settings(monkeypatch: pytest.MonkeyPatch, sit
 
 def test_time_queued_behind_a_slow_page_of_the_same_host_does_not_time_out_the_next(
         raw: RawSite, site: Site) -> None:
-    def drip(handler: socketserver.StreamRequestHandler) -> None:
-        handler.wfile.write(b"HTTP/1.1 200 OK\r\nContent-Type: text/html\r\n"
-                            b"Content-Length: 100000\r\n\r\n")
-        try:
-            for _ in range(200):
-                handler.wfile.write(b"<p>.</p>")
-                handler.wfile.flush()
-                time.sleep(0.02)
-        except OSError:
-            pass
-
     raw.routes["/slow"] = drip
     healthy = [site.set(f"/ok{i}", POLICY) for i in range(2)]
     settings = defaults(timeout=0.5, host_gap=0.2)
