@@ -303,33 +303,34 @@ def _insert(bind: Engine | Connection,
 
 
 def acquire_lease(engine: Engine, source_id: str, *, worker: str, now: datetime,
-                  ttl: timedelta) -> bool:
-    """Claim one source for one check, so two workers or replicas never check it at once.
+                  ttl: timedelta) -> SourceState | None:
+    """Claim one source for one check, so two workers or replicas never check it at once, and
+    return its state as of the claim (None: another worker holds it).
 
     A conditional UPDATE takes the lease when it is free, expired (its worker died) or already
-    ours; the database decides the race. Committed at once so other workers see it.
+    ours; the database decides the race. Committed at once so other workers see it. One
+    statement for a known source: a quiet check's whole cost is a few statements (bench/).
     """
-    with Session(engine) as s:
-        if s.get(SourceState, source_id) is None:
-            s.execute(_insert(engine, SourceState)
-                      .values(source_id=source_id, failing_streak=0, health_alerted=False)
-                      .on_conflict_do_nothing(index_elements=["source_id"]))
-        taken = s.execute(
-            update(SourceState)
-            .where(col(SourceState.source_id) == source_id,
-                   or_(col(SourceState.lease_owner).is_(None),
-                       col(SourceState.lease_owner) == worker,
-                       col(SourceState.lease_expires_at) < now))
-            .values(lease_owner=worker, lease_expires_at=now + ttl)
-        ).rowcount
-        s.commit()
-    return taken == 1
+    claim = (update(SourceState)
+             .where(col(SourceState.source_id) == source_id,
+                    or_(col(SourceState.lease_owner).is_(None),
+                        col(SourceState.lease_owner) == worker,
+                        col(SourceState.lease_expires_at) < now))
+             .values(lease_owner=worker, lease_expires_at=now + ttl)
+             .returning(*SourceState.__table__.columns))  # type: ignore[attr-defined]
+    with engine.begin() as conn:
+        row = conn.execute(claim).first()
+        if row is None and conn.execute(
+                _insert(engine, SourceState)
+                .values(source_id=source_id, failing_streak=0, health_alerted=False)
+                .on_conflict_do_nothing(index_elements=["source_id"])).rowcount:
+            row = conn.execute(claim).first()  # a source checked for the first time
+    return SourceState(**row._mapping) if row is not None else None
 
 
 def release_lease(engine: Engine, source_id: str, *, worker: str) -> None:
-    with Session(engine) as s:
-        s.execute(update(SourceState)
-                  .where(col(SourceState.source_id) == source_id,
-                         col(SourceState.lease_owner) == worker)
-                  .values(lease_owner=None, lease_expires_at=None))
-        s.commit()
+    with engine.begin() as conn:
+        conn.execute(update(SourceState)
+                     .where(col(SourceState.source_id) == source_id,
+                            col(SourceState.lease_owner) == worker)
+                     .values(lease_owner=None, lease_expires_at=None))

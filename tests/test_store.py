@@ -69,7 +69,7 @@ def test_only_one_of_many_racing_workers_gets_the_lease(engine: Engine) -> None:
     def race(worker: str) -> None:
         barrier.wait()
         results.append(store.acquire_lease(engine, "new-src", worker=worker, now=T0,
-                                           ttl=timedelta(minutes=5)))
+                                           ttl=timedelta(minutes=5)) is not None)
 
     threads = [threading.Thread(target=race, args=(f"w{i}",)) for i in range(4)]
     for t in threads:
