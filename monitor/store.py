@@ -21,7 +21,17 @@ import zlib
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from sqlalchemy import Column, LargeBinary, Text, UniqueConstraint, event, or_, update
+from sqlalchemy import (
+    Column,
+    LargeBinary,
+    Text,
+    UniqueConstraint,
+    bindparam,
+    event,
+    insert,
+    or_,
+    update,
+)
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
@@ -302,35 +312,55 @@ def _insert(bind: Engine | Connection,
 # --- Leases ------------------------------------------------------------------------------------
 
 
+# Core statements built once: a quiet check runs two of them and the lease claim, and building
+# ORM statements per call cost more than running them (bench/README.md).
+_STATE = SourceState.__table__  # type: ignore[attr-defined]
+_CLAIM = (update(_STATE)
+          .where(_STATE.c.source_id == bindparam("sid"),
+                 or_(_STATE.c.lease_owner.is_(None), _STATE.c.lease_owner == bindparam("worker"),
+                     _STATE.c.lease_expires_at < bindparam("now")))
+          .values(lease_owner=bindparam("worker"), lease_expires_at=bindparam("until"))
+          .returning(*_STATE.c))
+_HELD = update(_STATE).where(_STATE.c.source_id == bindparam("sid"),
+                             _STATE.c.lease_owner == bindparam("worker"))
+"""SET comes from the execute parameters: an update that does nothing unless the lease is ours."""
+_CHECK = insert(Check.__table__)  # type: ignore[attr-defined]
+
+
 def acquire_lease(engine: Engine, source_id: str, *, worker: str, now: datetime,
                   ttl: timedelta) -> SourceState | None:
     """Claim one source for one check, so two workers or replicas never check it at once, and
     return its state as of the claim (None: another worker holds it).
 
     A conditional UPDATE takes the lease when it is free, expired (its worker died) or already
-    ours; the database decides the race. Committed at once so other workers see it. One
-    statement for a known source: a quiet check's whole cost is a few statements (bench/).
+    ours; the database decides the race. Committed at once so other workers see it.
     """
-    claim = (update(SourceState)
-             .where(col(SourceState.source_id) == source_id,
-                    or_(col(SourceState.lease_owner).is_(None),
-                        col(SourceState.lease_owner) == worker,
-                        col(SourceState.lease_expires_at) < now))
-             .values(lease_owner=worker, lease_expires_at=now + ttl)
-             .returning(*SourceState.__table__.columns))  # type: ignore[attr-defined]
+    claim = {"sid": source_id, "worker": worker, "now": now, "until": now + ttl}
     with engine.begin() as conn:
-        row = conn.execute(claim).first()
+        row = conn.execute(_CLAIM, claim).first()
         if row is None and conn.execute(
                 _insert(engine, SourceState)
                 .values(source_id=source_id, failing_streak=0, health_alerted=False)
                 .on_conflict_do_nothing(index_elements=["source_id"])).rowcount:
-            row = conn.execute(claim).first()  # a source checked for the first time
+            row = conn.execute(_CLAIM, claim).first()  # a source checked for the first time
     return SourceState(**row._mapping) if row is not None else None
 
 
 def release_lease(engine: Engine, source_id: str, *, worker: str) -> None:
     with engine.begin() as conn:
-        conn.execute(update(SourceState)
-                     .where(col(SourceState.source_id) == source_id,
-                            col(SourceState.lease_owner) == worker)
-                     .values(lease_owner=None, lease_expires_at=None))
+        conn.execute(_HELD, {"sid": source_id, "worker": worker, "lease_owner": None,
+                             "lease_expires_at": None})
+
+
+def record_quiet_check(engine: Engine, worker: str, state: dict[str, Any],
+                       check: dict[str, Any]) -> bool:
+    """Store a check that found nothing new, update its source's state and release the lease,
+    in one commit. False (nothing stored) when the lease was lost to another worker."""
+    with engine.begin() as conn:
+        held = {"sid": check["source_id"], "worker": worker, "lease_owner": None,
+                "lease_expires_at": None}
+        if conn.execute(_HELD, held | state).rowcount != 1:
+            conn.rollback()
+            return False
+        conn.execute(_CHECK, check)
+    return True
