@@ -25,10 +25,9 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import httpx
-from sqlalchemy import Update, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, col, select
+from sqlmodel import Session, select
 
 from monitor import fetch, normalise, notify, ops, render, store
 from monitor.detect import Finding, detect
@@ -280,17 +279,11 @@ def _result_from(s: Session, version: Version) -> FetchResult:
 
 
 def _locked_state(s: Session, run: Run) -> SourceState | None:
-    """Re-assert our lease as the transaction's first write (it locks the row, or on SQLite the
-    database), then read the state fresh. None: our lease expired and another worker took over.
-    The caller's commit also releases the lease (``_release``)."""
-    held = s.execute(_fenced(run).values(lease_owner=run.worker)).rowcount
-    return s.get(SourceState, run.source.id, populate_existing=True) if held == 1 else None
-
-
-def _fenced(run: Run) -> Update:
-    """An UPDATE of this source's state that does nothing unless we still hold its lease."""
-    return update(SourceState).where(col(SourceState.source_id) == run.source.id,
-                                     col(SourceState.lease_owner) == run.worker)
+    """Re-assert our lease as the transaction's first write, then read the state fresh. None:
+    our lease expired and another worker took over. The caller's commit releases the lease."""
+    if not store.hold_lease(s, run.source.id, run.worker):
+        return None
+    return s.get(SourceState, run.source.id, populate_existing=True)
 
 
 def _release(state: SourceState) -> None:

