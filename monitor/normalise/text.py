@@ -45,6 +45,8 @@ BULLET = re.compile(
 
 def fold(text: str) -> str:
     """One line of clean text: invisibles removed, quotes/dashes plain, NFKC, whitespace folded."""
+    if text.isascii():  # NFKC and FOLD leave ASCII as it is (most text: skip both)
+        return " ".join(text.split())
     # NFKC first: it maps fullwidth and presentation forms onto the quotes and dashes folded next.
     return " ".join(unicodedata.normalize("NFKC", text).translate(FOLD).split())
 
@@ -64,7 +66,10 @@ def month_first_dates(text: str) -> str:
 def paragraph(text: str) -> str:
     """A paragraph line: folded, dates written month first, relative dates removed ('' when
     nothing is left)."""
-    return drop_relative_dates(month_first_dates(fold(text)))
+    folded = fold(text)
+    if DAY_FIRST_DATE.search(folded):  # sub() with a template costs a Python call even unmatched
+        folded = month_first_dates(folded)
+    return drop_relative_dates(folded) if folded else ""
 
 
 def list_item(text: str, depth: int) -> str:
