@@ -17,8 +17,6 @@ from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
-from pypdf import PdfReader
-from pypdf.errors import FileNotDecryptedError, PyPdfError
 
 from monitor.errors import NormaliseError
 from monitor.normalise.text import BULLET, fold, list_item, paragraph
@@ -52,14 +50,7 @@ def _read_pages(body: bytes, url: str) -> tuple[list[list[Line]], str | None]:
         if exc.err_code == pdfium_c.FPDF_ERR_PASSWORD:
             raise _encrypted(url) from None
         log.info("pdfium cannot read %s (%s); trying pypdf", url, exc)
-    try:
-        return _read_with_pypdf(body)
-    except FileNotDecryptedError:
-        raise _encrypted(url) from None
-    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
-        raise NormaliseError("pdf_corrupt", f"{url}: the PDF cannot be parsed "
-                             f"({exc.__class__.__name__}: {exc}); the file may be damaged "
-                             "or not a PDF") from None
+    return _read_with_pypdf(body, url)
 
 
 def _encrypted(url: str) -> NormaliseError:
@@ -131,16 +122,28 @@ def _drop(above: tuple[float, float] | None, below: tuple[float, float] | None) 
     return above[0] - below[0]
 
 
-def _read_with_pypdf(body: bytes) -> tuple[list[list[Line]], str | None]:
-    reader = PdfReader(io.BytesIO(body))
-    if reader.is_encrypted:
-        reader.decrypt("")
-    pages = []
-    for page in reader.pages:
-        # pypdf keeps "exam-\nples": join a hyphen between two lower-case letters at a line end.
-        text = re.sub(r"(?<=[a-z])-\n(?=[a-z])", "", page.extract_text() or "")
-        pages.append([Line(fold(raw), None) for raw in text.split("\n") if fold(raw)])
-    title = reader.metadata.title if reader.metadata else None
+def _read_with_pypdf(body: bytes, url: str) -> tuple[list[list[Line]], str | None]:
+    """The fallback for files pdfium rejects (imported only then: it costs 0.1 s at start-up)."""
+    from pypdf import PdfReader
+    from pypdf.errors import FileNotDecryptedError, PyPdfError
+
+    try:
+        reader = PdfReader(io.BytesIO(body))
+        if reader.is_encrypted:
+            reader.decrypt("")
+        pages = []
+        for page in reader.pages:
+            # pypdf keeps "exam-\nples": join a hyphen between two lower-case letters at a line
+            # end.
+            text = re.sub(r"(?<=[a-z])-\n(?=[a-z])", "", page.extract_text() or "")
+            pages.append([Line(fold(raw), None) for raw in text.split("\n") if fold(raw)])
+        title = reader.metadata.title if reader.metadata else None
+    except FileNotDecryptedError:
+        raise _encrypted(url) from None
+    except (PyPdfError, ValueError, KeyError, TypeError, OSError) as exc:
+        raise NormaliseError("pdf_corrupt", f"{url}: the PDF cannot be parsed "
+                             f"({exc.__class__.__name__}: {exc}); the file may be damaged "
+                             "or not a PDF") from None
     return pages, _clean_title(title or "")
 
 
