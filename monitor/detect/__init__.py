@@ -30,7 +30,14 @@ from monitor.detect.locate import (
     is_commitment,
     same_section,
 )
-from monitor.detect.sentences import Unit, canonical, is_date_stamp, sentence_key, split
+from monitor.detect.sentences import (
+    Memo,
+    Unit,
+    canonical,
+    is_date_stamp,
+    sentence_key,
+    split,
+)
 from monitor.detect.wording import EXCEPTION_CLAUSE
 
 __all__ = ["SEVERITY", "CommitmentLike", "Detection", "Finding", "Status", "detect",
@@ -80,19 +87,20 @@ def detect(old: str | None, new: str, commitments: Sequence[CommitmentLike], *,
     "added"."""
     if reason := collapse_reason(old, new):
         return Detection(findings=(), collapsed=reason)
-    new_units = _tracked(new)
+    memo: Memo = {}                          # the paragraphs both versions share split once
+    new_units = _tracked(new, memo)
     if old is None:
         return Detection(tuple(_not_found(Located(new_units), commitments)))
-    comparison = _Comparison(_tracked(old), new_units, removed_before)
+    comparison = _Comparison(_tracked(old, memo), new_units, removed_before)
     findings = [f for c in commitments if (f := comparison.configured(c))]
     if discover:
         findings.extend(comparison.discovered())
     return Detection(tuple(findings))
 
 
-def _tracked(text: str) -> list[Unit]:
+def _tracked(text: str, memo: Memo) -> list[Unit]:
     """Units worth comparing: a line that only stamps a date is the page's age, not content."""
-    return [unit for unit in split(text) if not is_date_stamp(unit.text)]
+    return [unit for unit in split(text, memo) if not is_date_stamp(unit.text)]
 
 
 def _not_found(document: Located, commitments: Sequence[CommitmentLike]) -> Iterator[Finding]:

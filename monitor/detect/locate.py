@@ -238,13 +238,9 @@ class Located:
 
     def __init__(self, units: Sequence[Unit]) -> None:
         self.units = units
-        self.starts: list[int] = []
-        parts: list[str] = []
-        offset = 0
-        for unit in units:
-            self.starts.append(offset)
-            parts.append(unit.canon)
-            offset += len(unit.canon) + 1
+        parts = [unit.canon for unit in units]
+        self.starts = list(itertools.accumulate([len(p) + 1 for p in parts[:-1]], initial=0)) \
+            if parts else []
         self.joined = " ".join(parts)
 
     def unit_at(self, offset: int) -> int:

@@ -13,8 +13,8 @@ from __future__ import annotations
 import functools
 import hashlib
 import re
+import string
 import unicodedata
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -87,30 +87,47 @@ BRITISH = ((re.compile(r"(?<=\w\w\w)([iy])s(e|ed|es|ing|ation|ations)\b"), r"\1z
 same text. Applied to both versions alike, so an over-eager rule ("otherwize") costs nothing."""
 
 
-class _Spelling(dict[str, str]):
-    """word -> its American spelling, filled as words are met. Every BRITISH rule matches within
-    one word and ends at its end, so applying them word by word is the same as to the whole
-    text, and a vocabulary seen once costs a dictionary lookup instead of six regex passes."""
+class _Spelling:
+    """Words in their American spelling, learnt as they are met. Every BRITISH rule matches
+    within one word and ends at its end, so applying them word by word is the same as to the
+    whole text; a word seen once then costs a set or dictionary lookup, not six regex passes."""
 
     LIMIT = 50_000                           # bounded memory: forget all and start again
 
-    def __missing__(self, word: str) -> str:
-        if len(self) >= self.LIMIT:
-            self.clear()
+    def __init__(self) -> None:
+        self.same: set[str] = set()          # words no rule changes: nearly all of them
+        self.changed: dict[str, str] = {}
+
+    def join(self, words: list[str]) -> str:
+        """The words, respelt, joined by single spaces."""
+        if self.same.issuperset(words):
+            return " ".join(words)
+        return " ".join(map(self.word, words))
+
+    def word(self, word: str) -> str:
+        if word in self.same:
+            return word
+        if (known := self.changed.get(word)) is not None:
+            return known
+        if len(self.same) + len(self.changed) >= self.LIMIT:
+            self.same, self.changed = set(), {}
         american = word
         for spelling, replacement in BRITISH:
             american = spelling.sub(replacement, american)
-        self[word] = american
+        if american == word:
+            self.same.add(word)
+        else:
+            self.changed[word] = american
         return american
 
 
 _AMERICAN = _Spelling()
 
 
-_ASCII_WORDS = bytes(c if chr(c).isascii() and (chr(c).isalnum() or chr(c) == "_") else 0x20
-                     for c in range(256))
-"""A byte table that blanks every ASCII character outside \\w: ASCII text splits into its words
-four times faster than with WORD.findall, with the same result."""
+_ASCII_WORDS = bytes(ord(chr(c).lower()) if chr(c).isascii() and (chr(c).isalnum() or chr(c) == "_")
+                     else 0x20 for c in range(256))
+"""A byte table that lowercases ASCII text (its casefold) and blanks every character outside
+\\w: the text's words are then str.split(), four times faster than WORD.findall."""
 
 
 @functools.lru_cache(maxsize=16384)   # words and lead-ins recur; bounded memory
@@ -127,7 +144,7 @@ def canonical(text: str) -> str:
         words = text.encode().translate(_ASCII_WORDS).decode().split()
     else:
         words = WORD.findall(text)
-    return " ".join(map(_AMERICAN.__getitem__, words))
+    return _AMERICAN.join(words)
 
 
 def sentence_key(text: str) -> str:
@@ -135,27 +152,40 @@ def sentence_key(text: str) -> str:
     return "s:" + hashlib.sha256(canonical(text).encode()).hexdigest()[:16]
 
 
+_NO_STAMP_STARTS = frozenset(string.ascii_letters + string.digits + "_") - set("lumrpevdLUMRPEVD")
+"""ASCII characters no date stamp starts with: most units are decided without the regex."""
+
+
 def is_date_stamp(text: str) -> bool:
-    return bool(DATE_STAMP.match(text))
+    return text[:1] not in _NO_STAMP_STARTS and bool(DATE_STAMP.match(text))
 
 
 def split_sentences(paragraph: str) -> list[str]:
     """Sentences of one paragraph, keeping abbreviations, initials and clause numbers intact."""
-    sentences: list[str] = []
+    return [paragraph[start:stop] for start, stop in _sentence_spans(paragraph)]
+
+
+def _sentence_spans(paragraph: str) -> list[tuple[int, int]]:
+    """Where each sentence of the paragraph is, whitespace around it excluded."""
+    spans: list[tuple[int, int]] = []
     start = 0
     for boundary in BOUNDARY.finditer(paragraph):
         end = boundary.end()
-        candidate = paragraph[start:end].strip()
+        piece = paragraph[start:end]
+        candidate = piece.strip()
         if _ends_with_abbreviation(candidate, paragraph[end:end + 1]):
             continue
-        if NUMBERING.fullmatch(candidate + " "):   # "1." alone is a clause number, not a sentence
+        # "1." alone is a clause number, not a sentence (and a numbering holds no space)
+        if " " not in candidate and NUMBERING.fullmatch(candidate + " "):
             continue
-        sentences.append(candidate)
+        left = start + len(piece) - len(piece.lstrip())
+        spans.append((left, left + len(candidate)))
         start = end
-    rest = paragraph[start:].strip()
-    if rest:
-        sentences.append(rest)
-    return sentences
+    piece = paragraph[start:]
+    if rest := piece.strip():
+        left = start + len(piece) - len(piece.lstrip())
+        spans.append((left, left + len(rest)))
+    return spans
 
 
 def _ends_with_abbreviation(candidate: str, following: str) -> bool:
@@ -167,15 +197,59 @@ def _ends_with_abbreviation(candidate: str, following: str) -> bool:
     if word in NUMBER_ABBREVIATIONS:
         return following[:1].isdigit()
     return (word in ABBREVIATIONS or len(word) == 1 and word.isalpha()
-            or bool(INITIALS.fullmatch(word)))
+            or "." in word and bool(INITIALS.fullmatch(word)))
 
 
-def split(text: str) -> list[Unit]:
-    """Every unit of a normalised text (see monitor.normalise), in reading order."""
-    return list(_units(text.splitlines()))
+Memo = dict[str, list[tuple[str, str]]]
+"""paragraph -> its sentences with their canonical forms (see split)."""
 
 
-def _units(lines: list[str]) -> Iterator[Unit]:
+def split(text: str, memo: Memo | None = None) -> list[Unit]:
+    """Every unit of a normalised text (see monitor.normalise), in reading order. Two versions
+    of one document share most paragraphs: splitting both with one `memo` cuts each shared
+    paragraph into sentences once."""
+    return _units(text.splitlines(), {} if memo is None else memo)
+
+
+def _sentences(paragraph: str, memo: Memo) -> list[tuple[str, str]]:
+    if (known := memo.get(paragraph)) is None:
+        known = memo[paragraph] = _canonical_sentences(paragraph)
+    return known
+
+
+def _canonical_sentences(paragraph: str) -> list[tuple[str, str]]:
+    """Each sentence with canonical(sentence). An ASCII paragraph is folded to lowercase words
+    once, and each sentence's canonical form is read from its slice of that: the same result
+    as canonical() (NFKC changes no ASCII text, casefold is lower, and without an apostrophe
+    there is no contraction), at half the cost."""
+    spans = _sentence_spans(paragraph)
+    if not paragraph.isascii():
+        return [(sentence, canonical(sentence))
+                for sentence in (paragraph[start:stop] for start, stop in spans)]
+    folded = paragraph.encode().translate(_ASCII_WORDS).decode()
+    found: list[tuple[str, str]] = []
+    for start, stop in spans:
+        sentence = paragraph[start:stop]
+        if "'" in sentence:
+            found.append((sentence, canonical(sentence)))
+            continue
+        if numbering := NUMBERING.match(sentence):
+            start += numbering.end()
+        found.append((sentence, _AMERICAN.join(folded[start:stop].split())))
+    return found
+
+
+def _unit(text: str, section: tuple[str, ...], kind: Kind, lead: str, canon: str) -> Unit:
+    """Unit(text, section, kind, lead, canon) without the frozen dataclass's __init__ (an
+    object.__setattr__ per field, then __post_init__): the splitter makes one per sentence, and
+    this costs half as much."""
+    unit = object.__new__(Unit)
+    unit.__dict__.update(text=text, section=section, kind=kind, lead=lead, canon=canon)
+    return unit
+
+
+def _units(lines: list[str], memo: Memo) -> list[Unit]:
+    units: list[Unit] = []
     trail: list[tuple[int, str]] = []          # (heading level, heading text)
     section: tuple[str, ...] = ()              # the titles of `trail`
     leads: list[tuple[int, str]] = []          # (list depth, text an item at depth+1 hangs from)
@@ -197,14 +271,16 @@ def _units(lines: list[str]) -> Iterator[Unit]:
             body = stripped[2:].strip()
             leads = [(d, t) for d, t in leads if d < depth]
             lead = " ".join([*paragraphs, *(t for _, t in leads)]).strip()
-            for sentence in split_sentences(body):
-                yield Unit(sentence, section, "item", lead)
+            units.extend(_unit(sentence, section, "item", lead, canon)
+                         for sentence, canon in _sentences(body, memo))
             leads.append((depth, body))
         elif stripped[0] == "|":
             cells = [cell.strip() for cell in stripped.strip("|").split("|")]
             if any(cells) and not all(RULE_CELL.fullmatch(c) for c in cells if c):
-                yield Unit(" | ".join(cells), section, "row", " ".join(paragraphs))
+                row = " | ".join(cells)
+                units.append(_unit(row, section, "row", " ".join(paragraphs), canonical(row)))
         else:
             leads, paragraphs = [], [*paragraphs[-1:], stripped]
-            for sentence in split_sentences(stripped):
-                yield Unit(sentence, section)
+            units.extend(_unit(sentence, section, "sentence", "", canon)
+                         for sentence, canon in _sentences(stripped, memo))
+    return units
