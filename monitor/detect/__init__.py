@@ -14,6 +14,7 @@ change freely.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Collection, Iterator, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
@@ -34,7 +35,6 @@ from monitor.detect.sentences import (
     Memo,
     Unit,
     canonical,
-    is_date_stamp,
     sentence_key,
     split,
 )
@@ -91,7 +91,8 @@ def detect(old: str | None, new: str, commitments: Sequence[CommitmentLike], *,
     new_units = _tracked(new, memo)
     if old is None:
         return Detection(tuple(_not_found(Located(new_units), commitments)))
-    comparison = _Comparison(_tracked(old, memo), new_units, removed_before)
+    old_units = new_units if old == new else _tracked(old, memo)
+    comparison = _Comparison(old_units, new_units, removed_before)
     findings = [f for c in commitments if (f := comparison.configured(c))]
     if discover:
         findings.extend(comparison.discovered())
@@ -100,7 +101,12 @@ def detect(old: str | None, new: str, commitments: Sequence[CommitmentLike], *,
 
 def _tracked(text: str, memo: Memo) -> list[Unit]:
     """Units worth comparing: a line that only stamps a date is the page's age, not content."""
-    return [unit for unit in split(text, memo) if not is_date_stamp(unit.text)]
+    return split(text, memo, stamps=False)
+
+
+def _headings(units: Sequence[Unit]) -> set[str]:
+    """The canonical headings of a document (each distinct section path read once)."""
+    return {canonical(h) for section in {u.section for u in units} for h in section}
 
 
 def _not_found(document: Located, commitments: Sequence[CommitmentLike]) -> Iterator[Finding]:
@@ -134,11 +140,18 @@ class _Comparison:
         self.paired_new = set(self.pairs.values()) | self.alignment.reflowed_new
         self.claimed_old: set[int] = set()
         self.claimed_new: set[int] = set()
-        self.old_headings = {canonical(h) for u in old for h in u.section}
-        self.new_headings = {canonical(h) for u in new for h in u.section}
         self.removed_keys = {r if r.startswith("s:") else sentence_key(r) for r in removed_before}
         self.removed_keys.update(removed_before)          # commitment ids as they are
         self.removed_texts = {canonical(r): r for r in removed_before if not r.startswith("s:")}
+
+    @functools.cached_property
+    def old_headings(self) -> set[str]:
+        """Read only to tell a move from a restructure, which is rare."""
+        return _headings(self.old.units)
+
+    @functools.cached_property
+    def new_headings(self) -> set[str]:
+        return _headings(self.new.units)
 
     # --- configured quotes -------------------------------------------------------------------
 
@@ -177,8 +190,13 @@ class _Comparison:
     # --- discovered sentences ----------------------------------------------------------------
 
     def discovered(self) -> Iterator[Finding]:
-        for i, unit in enumerate(self.old.units):
-            if i not in self.claimed_old and (finding := self._discovered_old(i, unit)):
+        old_units, new_units = self.old.units, self.new.units
+        same = {i for i, j in self.pairs.items()     # decided before any regex or call
+                if (a := old_units[i]) is (b := new_units[j])
+                or a.canon == b.canon and a.section == b.section}
+        for i, unit in enumerate(old_units):
+            if i not in same and i not in self.claimed_old \
+                    and (finding := self._discovered_old(i, unit)):
                 yield finding
         for j, unit in enumerate(self.new.units):
             if j not in self.paired_new and j not in self.claimed_new and is_commitment(unit):

@@ -9,6 +9,7 @@ that said. The word lists are in wording.py.
 
 from __future__ import annotations
 
+import functools
 import re
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
@@ -43,6 +44,9 @@ from monitor.detect.wording import (
 )
 
 WEAKER, UNCLEAR, STRONGER = -1, 0, 1
+DIGIT = re.compile(r"\d")
+DURATION_WORDS = ("hour", "day", "dail", "week", "month", "quarter", "year", "annual")
+"""Every DURATION match holds one of these (a unit, or a cadence: daily ... biannually)."""
 Verdict = tuple[Literal["weakened", "strengthened", "reworded"], str]
 Diff = tuple[tuple[str, str], ...]
 
@@ -76,15 +80,20 @@ def _masked(text: str) -> str:
     """Canonical text without what changes between fetches or renumberings, not in meaning:
     cross-reference numbers ("Section 3.2"), e-mail addresses, and the date in a sentence that
     dates the document ("These terms take effect on 5 January 2022")."""
-    text = EMAIL.sub("email", text.casefold())
-    if EFFECTIVE.search(text):
-        text = DATE.sub("date", text)
-    return canonical(REFERENCE.sub(lambda m: m.group(0).split()[0], text))
+    text = text.casefold()
+    if "@" in text or "[email" in text:      # EMAIL matches nothing else
+        text = EMAIL.sub("email", text)
+    if DIGIT.search(text):                   # DATE and REFERENCE match nothing without one
+        if EFFECTIVE.search(text):
+            text = DATE.sub("date", text)
+        text = REFERENCE.sub(lambda m: m.group(0).split()[0], text)
+    return canonical(text)
 
 
 Opcodes = list[tuple[str, int, int, int, int]]
 
 
+@functools.lru_cache(maxsize=256)   # judge() and word_diff() diff the same pair; read only
 def _opcodes(before: str, after: str) -> tuple[list[str], list[str], Opcodes]:
     """Words of both versions and difflib's edit script over their canonical forms."""
     old, new = before.split(), after.split()
@@ -209,6 +218,8 @@ def replacements(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
     old, new = f" {canonical(before)} ", f" {canonical(after)} "
     signals: list[Signal] = []
     for strong, weak, label in REPLACEMENTS:
+        if old.count(f" {strong} ") == new.count(f" {strong} "):
+            continue                         # not lost on either side: no swap either way
         if _swapped(old, new, strong, weak):
             signals.append(Signal(WEAKER, f'{label}: "{strong}" -> "{weak}"'))
         elif _swapped(new, old, strong, weak):
@@ -284,10 +295,10 @@ def numbers(before: str, after: str, ops: Sequence[Chunk]) -> list[Signal]:
                            f'number tightened: "{shorter[0][0][1]}" -> "{shorter[0][1][1]}"')]
     if deadline := _deadline_moved(before, after):
         return [deadline]
-    gone = [t for _, t in old if t not in {t2 for _, t2 in new}] + [
-        n for n in _plain_numbers(before) if n not in _plain_numbers(after)]
-    came = [t for _, t in new if t not in {t2 for _, t2 in old}] + [
-        n for n in _plain_numbers(after) if n not in _plain_numbers(before)]
+    old_texts, new_texts = {t for _, t in old}, {t for _, t in new}
+    old_plain, new_plain = _plain_numbers(before), _plain_numbers(after)
+    gone = [t for _, t in old if t not in new_texts] + [n for n in old_plain if n not in new_plain]
+    came = [t for _, t in new if t not in old_texts] + [n for n in new_plain if n not in old_plain]
     if gone or came:
         return [Signal(UNCLEAR, f'number changed: "{", ".join(gone) or "-"}" -> '
                                 f'"{", ".join(came) or "-"}" (direction unclear)')]
@@ -300,8 +311,13 @@ def _longer(a: tuple[float, float], b: tuple[float, float]) -> bool:
 
 def _durations(text: str) -> list[tuple[tuple[float, float], str]]:
     """((low days, high days), as written) for each duration or cadence in the text."""
+    text = text.casefold()
+    if not any(word in text for word in DURATION_WORDS):
+        return []                            # no unit or cadence: DURATION cannot match
     found = []
-    for match in DURATION.finditer(REFERENCE.sub(" ", text.casefold())):
+    if DIGIT.search(text):
+        text = REFERENCE.sub(" ", text)
+    for match in DURATION.finditer(text):
         if match.group("cadence"):
             days = CADENCES[match.group("cadence")]
             found.append(((days, days), match.group(0)))
@@ -319,7 +335,10 @@ def _number(word: str) -> float:
 
 def _plain_numbers(text: str) -> list[str]:
     """Numbers outside durations, dates and cross-references, as written ("50%", "1,000")."""
-    text = DATE.sub(" ", DURATION.sub(" ", REFERENCE.sub(" ", text.casefold())))
+    text = text.casefold()
+    if not DIGIT.search(text):
+        return []
+    text = DATE.sub(" ", DURATION.sub(" ", REFERENCE.sub(" ", text)))
     return re.findall(r"\d(?:[\d,.]*\d)?%?", text)
 
 
@@ -336,6 +355,8 @@ def _deadline_moved(before: str, after: str) -> Signal | None:
 
 def _deadlines(text: str) -> list[tuple[date, str]]:
     lowered = text.casefold()
+    if not DIGIT.search(lowered):
+        return []                            # every DATE has digits
     found = []
     for match in DATE.finditer(lowered):
         if not DEADLINE.search(lowered[:match.start()]):

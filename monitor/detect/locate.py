@@ -58,20 +58,19 @@ class Alignment:
 
 
 def align(old: Sequence[Unit], new: Sequence[Unit]) -> Alignment:
-    alignment = Alignment(_align_exact(old, new))
-    _align_reflow(old, new, alignment)
-    _align_rows(old, new, alignment)
-    taken = set(alignment.pairs.values())
-    left_old = [i for i in range(len(old)) if i not in alignment.pairs]
-    left_new = [j for j in range(len(new)) if j not in taken and j not in alignment.reflowed_new]
+    pairs, left_old, left_new = _align_exact(old, new)
+    alignment = Alignment(pairs)
+    # Each step passes on the indices still unpaired, in order: only they are looked at again.
+    left_old, left_new = _align_reflow(old, new, alignment, left_old, left_new)
+    paired_rows = _align_rows(old, new, alignment, left_old, left_new)
+    left_old = [i for i in left_old if i not in alignment.pairs]
+    left_new = [j for j in left_new if j not in paired_rows]
     alignment.pairs.update(_align_fuzzy(old, new, left_old, left_new))
     return alignment
 
 
-def _align_reflow(old: Sequence[Unit], new: Sequence[Unit], alignment: Alignment) -> None:
-    taken = set(alignment.pairs.values())
-    left_old = [i for i in range(len(old)) if i not in alignment.pairs]
-    left_new = [j for j in range(len(new)) if j not in taken]
+def _align_reflow(old: Sequence[Unit], new: Sequence[Unit], alignment: Alignment,
+                  left_old: list[int], left_new: list[int]) -> tuple[list[int], list[int]]:
     for i, run in _recut(old, new, left_old, set(left_new)):        # one old -> several new
         alignment.pairs[i] = run[0]
         alignment.reflowed_old.add(i)
@@ -83,6 +82,8 @@ def _align_reflow(old: Sequence[Unit], new: Sequence[Unit], alignment: Alignment
             alignment.pairs[i] = j
         alignment.reflowed_old.update(run)
         alignment.reflowed_new.add(j)
+    return ([i for i in left_old if i not in alignment.pairs],
+            [j for j in left_new if j not in alignment.reflowed_new])
 
 
 def _recut(whole: Sequence[Unit], pieces: Sequence[Unit], left_whole: list[int],
@@ -115,14 +116,18 @@ def _run_spelling(text: str, pieces: Sequence[Unit], by_text: dict[str, list[int
     return None
 
 
-def _align_rows(old: Sequence[Unit], new: Sequence[Unit], alignment: Alignment) -> None:
-    """Table rows keep their label: "Critical | Stop" and "Critical | Develop" are one row."""
-    taken = set(alignment.pairs.values())
-    old_rows = _rows_by_label(old, set(range(len(old))) - alignment.pairs.keys())
-    new_rows = _rows_by_label(new, set(range(len(new))) - taken - alignment.reflowed_new)
+def _align_rows(old: Sequence[Unit], new: Sequence[Unit], alignment: Alignment,
+                left_old: list[int], left_new: list[int]) -> set[int]:
+    """Table rows keep their label: "Critical | Stop" and "Critical | Develop" are one row.
+    Returns the new indices paired."""
+    old_rows = _rows_by_label(old, set(left_old))
+    new_rows = _rows_by_label(new, set(left_new))
+    paired: set[int] = set()
     for label, i in old_rows.items():
         if (j := new_rows.get(label)) is not None:
             alignment.pairs[i] = j
+            paired.add(j)
+    return paired
 
 
 def _rows_by_label(units: Sequence[Unit], free: set[int]) -> dict[tuple[str, str], int]:
@@ -135,20 +140,27 @@ def _rows_by_label(units: Sequence[Unit], free: set[int]) -> dict[tuple[str, str
     return {label: ks[0] for label, ks in seen.items() if len(ks) == 1 and label[1]}
 
 
-def _align_exact(old: Sequence[Unit], new: Sequence[Unit]) -> dict[int, int]:
-    """Identical canonical text pairs up; among duplicates, the one in the same section wins."""
+def _align_exact(old: Sequence[Unit],
+                 new: Sequence[Unit]) -> tuple[dict[int, int], list[int], list[int]]:
+    """Identical canonical text pairs up; among duplicates, the one in the same section wins.
+    Returns the pairs and the old and new indices left, in order."""
     by_text: dict[str, list[int]] = defaultdict(list)
     for j, unit in enumerate(new):
         by_text[unit.canon].append(j)
     pairs: dict[int, int] = {}
+    left_old: list[int] = []
     for i, unit in enumerate(old):
         candidates = by_text.get(unit.canon)
         if not candidates:
+            left_old.append(i)
+            continue
+        if len(candidates) == 1:             # the common case: a unique sentence
+            pairs[i] = candidates.pop()
             continue
         j = next((j for j in candidates if new[j].section == unit.section), candidates[0])
         candidates.remove(j)
         pairs[i] = j
-    return pairs
+    return pairs, left_old, sorted(j for left in by_text.values() for j in left)
 
 
 def _align_fuzzy(old: Sequence[Unit], new: Sequence[Unit], left_old: list[int],

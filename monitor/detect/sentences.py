@@ -134,6 +134,10 @@ _ASCII_WORDS = bytes(ord(chr(c).lower()) if chr(c).isascii() and (chr(c).isalnum
 def canonical(text: str) -> str:
     """Casefolded words only: quotes, dashes, punctuation, numbering, spacing, contractions
     ("won't" = "will not") and British or American spelling never matter."""
+    if text.isascii() and "'" not in text:   # NFKC, casefold and contractions change nothing
+        if numbering := NUMBERING.match(text):
+            text = text[numbering.end():]
+        return _AMERICAN.join(text.encode().translate(_ASCII_WORDS).decode().split())
     text = unicodedata.normalize("NFKC", text)
     if numbering := NUMBERING.match(text):
         text = text[numbering.end():]
@@ -200,21 +204,37 @@ def _ends_with_abbreviation(candidate: str, following: str) -> bool:
             or "." in word and bool(INITIALS.fullmatch(word)))
 
 
-Memo = dict[str, list[tuple[str, str]]]
-"""paragraph -> its sentences with their canonical forms (see split)."""
+class _Paragraph:
+    """One paragraph's sentences (text, canonical form) and the units last made of them."""
+
+    __slots__ = ("context", "sentences", "units")
+
+    def __init__(self, sentences: list[tuple[str, str]]) -> None:
+        self.sentences = sentences
+        self.context: tuple[tuple[str, ...], Kind, str, bool] | None = None
+        self.units: list[Unit] = []
+
+    def units_in(self, section: tuple[str, ...], kind: Kind, lead: str,
+                 stamps: bool) -> list[Unit]:
+        """Units are immutable: the same paragraph under the same heading and lead-in (the
+        common case in two versions of a document) gives the same unit objects again."""
+        context = (section, kind, lead, stamps)
+        if context != self.context:
+            self.context = context
+            self.units = [_unit(text, section, kind, lead, canon) for text, canon in self.sentences
+                          if stamps or not is_date_stamp(text)]
+        return self.units
 
 
-def split(text: str, memo: Memo | None = None) -> list[Unit]:
-    """Every unit of a normalised text (see monitor.normalise), in reading order. Two versions
-    of one document share most paragraphs: splitting both with one `memo` cuts each shared
-    paragraph into sentences once."""
-    return _units(text.splitlines(), {} if memo is None else memo)
+Memo = dict[str, _Paragraph]
+"""paragraph -> its sentences and units (see split)."""
 
 
-def _sentences(paragraph: str, memo: Memo) -> list[tuple[str, str]]:
-    if (known := memo.get(paragraph)) is None:
-        known = memo[paragraph] = _canonical_sentences(paragraph)
-    return known
+def split(text: str, memo: Memo | None = None, *, stamps: bool = True) -> list[Unit]:
+    """Every unit of a normalised text (see monitor.normalise), in reading order; without the
+    lines that only stamp a date when `stamps` is false. Two versions of one document share
+    most paragraphs: splitting both with one `memo` cuts each shared paragraph once."""
+    return _units(text.splitlines(), {} if memo is None else memo, stamps)
 
 
 def _canonical_sentences(paragraph: str) -> list[tuple[str, str]]:
@@ -248,7 +268,7 @@ def _unit(text: str, section: tuple[str, ...], kind: Kind, lead: str, canon: str
     return unit
 
 
-def _units(lines: list[str], memo: Memo) -> list[Unit]:
+def _units(lines: list[str], memo: Memo, stamps: bool) -> list[Unit]:
     units: list[Unit] = []
     trail: list[tuple[int, str]] = []          # (heading level, heading text)
     section: tuple[str, ...] = ()              # the titles of `trail`
@@ -271,16 +291,20 @@ def _units(lines: list[str], memo: Memo) -> list[Unit]:
             body = stripped[2:].strip()
             leads = [(d, t) for d, t in leads if d < depth]
             lead = " ".join([*paragraphs, *(t for _, t in leads)]).strip()
-            units.extend(_unit(sentence, section, "item", lead, canon)
-                         for sentence, canon in _sentences(body, memo))
+            if (paragraph := memo.get(body)) is None:
+                paragraph = memo[body] = _Paragraph(_canonical_sentences(body))
+            units.extend(paragraph.units_in(section, "item", lead, stamps))
             leads.append((depth, body))
         elif stripped[0] == "|":
             cells = [cell.strip() for cell in stripped.strip("|").split("|")]
             if any(cells) and not all(RULE_CELL.fullmatch(c) for c in cells if c):
                 row = " | ".join(cells)
-                units.append(_unit(row, section, "row", " ".join(paragraphs), canonical(row)))
+                if stamps or not is_date_stamp(row):
+                    units.append(_unit(row, section, "row", " ".join(paragraphs),
+                                       canonical(row)))
         else:
             leads, paragraphs = [], [*paragraphs[-1:], stripped]
-            units.extend(_unit(sentence, section, "sentence", "", canon)
-                         for sentence, canon in _sentences(stripped, memo))
+            if (paragraph := memo.get(stripped)) is None:
+                paragraph = memo[stripped] = _Paragraph(_canonical_sentences(stripped))
+            units.extend(paragraph.units_in(section, "sentence", "", stamps))
     return units
