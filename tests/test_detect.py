@@ -10,7 +10,14 @@ from monitor.detect import detect, sentence_key
 from monitor.detect.collapse import collapse_reason
 from monitor.detect.judge import judge, word_diff
 from monitor.detect.locate import Located, align, is_commitment
-from monitor.detect.sentences import canonical, is_date_stamp, split, split_sentences
+from monitor.detect.sentences import (
+    Memo,
+    canonical,
+    is_date_stamp,
+    split,
+    split_sentences,
+    tracked_texts,
+)
 
 
 @dataclass(frozen=True)
@@ -259,3 +266,82 @@ def test_configured_quote_back_is_restored_by_id_or_by_its_removed_sentence(
     (finding,) = detect("We publish reports.", "We publish reports. We will pause training if "
                         "safeguards lag.", [commitment], removed_before=removed_before).findings
     assert (finding.status, finding.key) == ("restored", "pause")
+
+
+# --- the fast paths read a text as the plain ones do -----------------------------------------
+
+
+SAMPLE = """# Policy
+## Uses
+Last updated: March 3, 2025
+We don't allow the following: see No. 5 of the Act. Example Inc. will comply, e.g. by pausing.
+- Weapons. Military use
+  - Surveillance
+| Tier | Action |
+|---|---|
+| High | Do not release |
+Nous n’autorisons pas l’usage militaire. We organise the centre's behaviour reviews.
+"""
+
+
+def test_tracked_texts_are_the_texts_and_canonical_forms_of_the_units_split_tracks() -> None:
+    units = [u for u in split(SAMPLE) if not is_date_stamp(u.text)]
+    assert tracked_texts(SAMPLE) == ([u.text for u in units], [u.canon for u in units])
+    assert split(SAMPLE, stamps=False) == units
+
+
+def test_units_of_an_ascii_paragraph_have_the_canonical_form_of_the_unicode_path() -> None:
+    units = split("1. We organise reviews. (B) The Centre cancelled it, e.g. twice. II. Behaviour "
+                  "counts! Sec. 4 applies.")
+    assert [u.canon for u in units] == ["we organize reviews", "the center canceled it e g twice",
+                                        "behavior counts", "sec 4 applies"]
+    # a no-break space makes the text non-ASCII: canonical() then takes its general path
+    assert all(u.canon == canonical(u.text + "\u00a0") for u in units)
+
+
+def _policy(paragraphs: int) -> str:
+    return "\n".join(f"## Part {k}\nWe will review model {k} e.g. weekly, see No. 5 of the Act. "
+                     f"Our team will report finding {k} to the board. Reports go out quarterly."
+                     for k in range(paragraphs))
+
+
+def _cut_after_first_sentence(text: str) -> str:
+    return "\n".join(line.replace(" Our team", "\nOur team") for line in text.splitlines())
+
+
+@pytest.mark.parametrize("first, second", [
+    (_policy(8), _policy(8).replace("finding 3", "findings 3").replace("quarterly", "yearly", 1)),
+    (_policy(8), _cut_after_first_sentence(_policy(8))),
+    (_policy(8), _policy(8).replace("e.g. weekly, ", "e.g.\nweekly, ")),   # not a sentence end
+    (_cut_after_first_sentence(_policy(8)), _policy(8)),
+])
+def test_a_version_split_with_the_other_versions_memo_gets_its_own_units(first: str,
+                                                                          second: str) -> None:
+    memo = Memo()
+    split(first, memo)
+    units = split(second, memo)
+    assert units == split(second)
+    assert [u.canon for u in units] == [u.canon for u in split(second)]
+
+
+def test_a_reflowed_version_reuses_the_sentences_of_the_other() -> None:
+    memo = Memo()
+    split(_policy(8), memo)
+    reflowed = _cut_after_first_sentence(_policy(8))
+    assert split(reflowed, memo) == split(reflowed)
+    assert memo.starts is not None          # the known sentences were looked up
+
+
+@pytest.mark.parametrize("before, after, status, reason", [
+    ("We back up data daily.", "We back up data weekly.", "weakened",
+     'number relaxed: "daily" -> "weekly"'),
+    ("Audits run biannually.", "Audits run annually.", "weakened", "number relaxed"),
+    ("Write to privacy@example.com to opt out.", "Write to legal@example.org to opt out.",
+     None, ""),
+    ("We will delete logs within a week.", "We will delete logs within a year.", "weakened",
+     'number relaxed: "a week" -> "a year"'),
+])
+def test_judge_reads_cadences_durations_and_addresses_without_digits(
+        before: str, after: str, status: str | None, reason: str) -> None:
+    verdict = judge(before, after)
+    assert (verdict and verdict[0]) == status and reason in (verdict[1] if verdict else "")

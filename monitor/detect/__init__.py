@@ -37,6 +37,7 @@ from monitor.detect.sentences import (
     canonical,
     sentence_key,
     split,
+    tracked_texts,
 )
 from monitor.detect.wording import EXCEPTION_CLAUSE
 
@@ -87,11 +88,18 @@ def detect(old: str | None, new: str, commitments: Sequence[CommitmentLike], *,
     "added"."""
     if reason := collapse_reason(old, new):
         return Detection(findings=(), collapsed=reason)
-    memo: Memo = {}                          # the paragraphs both versions share split once
-    new_units = _tracked(new, memo)
     if old is None:
-        return Detection(tuple(_not_found(Located(new_units), commitments)))
-    old_units = new_units if old == new else _tracked(old, memo)
+        texts, canons = tracked_texts(new)
+        return Detection(tuple(_not_found(Located.of_canons(canons), texts, commitments)))
+    memo = Memo()                            # the paragraphs both versions share split once
+    if old == new:
+        old_units = new_units = _tracked(new, memo)
+    elif old.count("\n") < new.count("\n"):  # a reflowed text is cut into more lines: the
+        old_units = _tracked(old, memo)       # other one's sentences are found in them
+        new_units = _tracked(new, memo)
+    else:
+        new_units = _tracked(new, memo)
+        old_units = _tracked(old, memo)
     comparison = _Comparison(old_units, new_units, removed_before)
     findings = [f for c in commitments if (f := comparison.configured(c))]
     if discover:
@@ -109,7 +117,8 @@ def _headings(units: Sequence[Unit]) -> set[str]:
     return {canonical(h) for section in {u.section for u in units} for h in section}
 
 
-def _not_found(document: Located, commitments: Sequence[CommitmentLike]) -> Iterator[Finding]:
+def _not_found(document: Located, texts: list[str],
+               commitments: Sequence[CommitmentLike]) -> Iterator[Finding]:
     """Configured quotes absent from a first version, with the nearest text as a hint for
     fixing the watchlist."""
     for commitment in commitments:
@@ -120,14 +129,10 @@ def _not_found(document: Located, commitments: Sequence[CommitmentLike]) -> Iter
             continue
         hint = ""
         if closest and closest[0] >= HINT_CUTOFF:
-            text = _text(document.units, closest[1])
+            text = " ".join(texts[i] for i in closest[1].indices())
             hint = f'; closest: "{text[:80]}" ({closest[0]:.0f}% similar)'
         yield Finding("not_found", commitment.id, commitment.id, commitment.title, None, None, (),
                       None, None, f"configured quote not found in the document{hint}")
-
-
-def _text(units: Sequence[Unit], span: Span) -> str:
-    return " ".join(units[i].text for i in span.indices())
 
 
 class _Comparison:

@@ -250,10 +250,22 @@ class Located:
 
     def __init__(self, units: Sequence[Unit]) -> None:
         self.units = units
-        parts = [unit.canon for unit in units]
-        self.starts = list(itertools.accumulate([len(p) + 1 for p in parts[:-1]], initial=0)) \
-            if parts else []
-        self.joined = " ".join(parts)
+        self._join([unit.canon for unit in units])
+
+    @classmethod
+    def of_canons(cls, canons: list[str]) -> Located:
+        """A document known by its units' canonical texts alone (no units): enough to find
+        quotes, which is all a first version is asked."""
+        located = cls.__new__(cls)
+        located.units = ()
+        located._join(canons)
+        return located
+
+    def _join(self, canons: list[str]) -> None:
+        self.canons = canons
+        self.starts = list(itertools.accumulate([len(c) + 1 for c in canons[:-1]], initial=0)) \
+            if canons else []
+        self.joined = " ".join(canons)
 
     def unit_at(self, offset: int) -> int:
         return bisect.bisect_right(self.starts, offset) - 1
@@ -279,17 +291,18 @@ class Located:
     def closest(self, quote: str) -> tuple[float, Span] | None:
         """The window of consecutive units most like the quote, with its score (0-100)."""
         parts = quote_parts(quote)
-        if not parts or not self.units:
+        canons = self.canons
+        if not parts or not canons:
             return None
         size = len(split_sentences(re.sub(r"\.\.\.|…", " ", quote)))
         best: tuple[float, Span] | None = None
         for width in (size, size + 1):
-            windows = [" ".join(u.canon for u in self.units[i:i + width])
-                       for i in range(max(1, len(self.units) - width + 1))]
+            windows = [" ".join(canons[i:i + width])
+                       for i in range(max(1, len(canons) - width + 1))]
             scored = _score_windows(parts, windows)
             if scored and (best is None or scored[0] > best[0]):
                 start = scored[1]
-                best = (scored[0], Span(start, min(start + width, len(self.units))))
+                best = (scored[0], Span(start, min(start + width, len(canons))))
         return best
 
 

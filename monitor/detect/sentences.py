@@ -15,6 +15,8 @@ import hashlib
 import re
 import string
 import unicodedata
+from collections import defaultdict
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Literal
 
@@ -47,6 +49,8 @@ NUMBERING = re.compile(
     r"^\s*(?:\d+(?:\.\d+)+\.?|\d+[.)]|\(\d+\)|\(?[a-zA-Z][.)]|\([ivxlIVXL]+\)|[ivxlIVXL]+[.)])\s+"
 )
 """Clause numbering at the start of a unit: "1.2", "3.", "(a)", "b)", "(iv)", "ii."."""
+_NUMBERING_STARTS = frozenset("0123456789(ivxlIVXL")
+"""How an ASCII text with a NUMBERING starts (or else its second character is "." or ")")."""
 
 DATE_STAMP = re.compile(
     r"^(?:\W*)(?:last\s+)?(?:updated|modified|revised|reviewed|published|posted|effective|"
@@ -177,7 +181,7 @@ def _sentence_spans(paragraph: str) -> list[tuple[int, int]]:
         end = boundary.end()
         piece = paragraph[start:end]
         candidate = piece.strip()
-        if _ends_with_abbreviation(candidate, paragraph[end:end + 1]):
+        if _abbreviation_ends(paragraph, start, boundary, candidate):
             continue
         # "1." alone is a clause number, not a sentence (and a numbering holds no space)
         if " " not in candidate and NUMBERING.fullmatch(candidate + " "):
@@ -190,6 +194,22 @@ def _sentence_spans(paragraph: str) -> list[tuple[int, int]]:
         left = start + len(piece) - len(piece.lstrip())
         spans.append((left, left + len(rest)))
     return spans
+
+
+def _abbreviation_ends(paragraph: str, start: int, boundary: re.Match[str],
+                       candidate: str) -> bool:
+    """Whether `candidate` (paragraph[start:boundary.end()], stripped) ends with an
+    abbreviation. The usual "word. " is decided from the word alone, as _ends_with_abbreviation
+    would (a word of letters and digits has nothing to strip), in a quarter of the time."""
+    end, dot = boundary.end(), boundary.start()
+    if paragraph[dot] == "." and paragraph[dot + 1].isspace():
+        word = paragraph[(paragraph.rfind(" ", start, dot) + 1) or start:dot]
+        if word.isalnum():
+            word = word.casefold()
+            if word in NUMBER_ABBREVIATIONS:
+                return paragraph[end:end + 1].isdigit()
+            return word in ABBREVIATIONS or len(word) == 1 and word.isalpha()
+    return _ends_with_abbreviation(candidate, paragraph[end:end + 1])
 
 
 def _ends_with_abbreviation(candidate: str, following: str) -> bool:
@@ -205,14 +225,22 @@ def _ends_with_abbreviation(candidate: str, following: str) -> bool:
 
 
 class _Paragraph:
-    """One paragraph's sentences (text, canonical form) and the units last made of them."""
+    """One paragraph's sentences (where they are, text, canonical form) and the units last
+    made of them."""
 
-    __slots__ = ("context", "sentences", "units")
+    __slots__ = ("context", "ends", "sentences", "spans", "text", "units")
 
-    def __init__(self, sentences: list[tuple[str, str]]) -> None:
-        self.sentences = sentences
+    def __init__(self, text: str, spans: list[tuple[int, int]],
+                 sentences: list[tuple[str, str]]) -> None:
+        self.text, self.spans, self.sentences = text, spans, sentences
+        self.ends: dict[int, int] | None = None      # sentence end -> its index, when indexed
         self.context: tuple[tuple[str, ...], Kind, str, bool] | None = None
         self.units: list[Unit] = []
+
+    @classmethod
+    def of(cls, text: str) -> _Paragraph:
+        spans = _sentence_spans(text)
+        return cls(text, spans, _canonical_sentences(text, spans))
 
     def units_in(self, section: tuple[str, ...], kind: Kind, lead: str,
                  stamps: bool) -> list[Unit]:
@@ -226,36 +254,89 @@ class _Paragraph:
         return self.units
 
 
-Memo = dict[str, _Paragraph]
-"""paragraph -> its sentences and units (see split)."""
+class Memo:
+    """What splitting one version of a document learnt, for splitting the other: each
+    paragraph's sentences and units, and, when the other version misses many of them (it was
+    reflowed: paragraphs cut at sentence ends), where each known sentence starts."""
+
+    REFLOWED = 4    # paragraphs of the second version missed before the sentences are indexed
+    KEY = 24        # characters of a sentence's start that index it
+
+    def __init__(self) -> None:
+        self.paragraphs: dict[str, _Paragraph] = {}
+        self.versions = 0                    # texts split with this memo so far
+        self.missed = 0
+        self.starts: dict[str, list[tuple[_Paragraph, int]]] | None = None
+
+    def paragraph(self, text: str) -> _Paragraph:
+        if (known := self.paragraphs.get(text)) is None:
+            known = self.paragraphs[text] = self._recut(text) or _Paragraph.of(text)
+        return known
+
+    def _recut(self, text: str) -> _Paragraph | None:
+        """`text` as a run of consecutive sentences of a known paragraph. split_sentences(text)
+        gives that run too: a boundary is found and judged from the characters between the
+        sentence's start and the next character after the boundary, which are the same."""
+        if self.versions < 2:
+            return None
+        self.missed += 1
+        if self.missed < self.REFLOWED or len(text) < self.KEY:
+            return None
+        if self.starts is None:
+            self.starts = self._index()
+        for known, k in self.starts.get(text[:self.KEY], ()):
+            start = known.spans[k][0]
+            assert known.ends is not None
+            if known.text.startswith(text, start) \
+                    and (m := known.ends.get(start + len(text))) is not None:
+                run = _Paragraph(text, [(a - start, b - start) for a, b in known.spans[k:m + 1]],
+                                 known.sentences[k:m + 1])
+                if len(known.units) == len(known.sentences):     # no date stamp left out
+                    run.context, run.units = known.context, known.units[k:m + 1]
+                return run
+        return None
+
+    def _index(self) -> dict[str, list[tuple[_Paragraph, int]]]:
+        starts: dict[str, list[tuple[_Paragraph, int]]] = defaultdict(list)
+        for known in self.paragraphs.values():
+            known.ends = {stop: k for k, (_, stop) in enumerate(known.spans)}
+            for k, (start, _) in enumerate(known.spans):
+                starts[known.text[start:start + self.KEY]].append((known, k))
+        return starts
 
 
 def split(text: str, memo: Memo | None = None, *, stamps: bool = True) -> list[Unit]:
     """Every unit of a normalised text (see monitor.normalise), in reading order; without the
     lines that only stamp a date when `stamps` is false. Two versions of one document share
     most paragraphs: splitting both with one `memo` cuts each shared paragraph once."""
-    return _units(text.splitlines(), {} if memo is None else memo, stamps)
+    memo = Memo() if memo is None else memo
+    memo.versions += 1
+    return _units(text.splitlines(), memo, stamps)
 
 
-def _canonical_sentences(paragraph: str) -> list[tuple[str, str]]:
+def _canonical_sentences(paragraph: str,
+                         spans: list[tuple[int, int]]) -> list[tuple[str, str]]:
     """Each sentence with canonical(sentence). An ASCII paragraph is folded to lowercase words
     once, and each sentence's canonical form is read from its slice of that: the same result
     as canonical() (NFKC changes no ASCII text, casefold is lower, and without an apostrophe
     there is no contraction), at half the cost."""
-    spans = _sentence_spans(paragraph)
     if not paragraph.isascii():
         return [(sentence, canonical(sentence))
                 for sentence in (paragraph[start:stop] for start, stop in spans)]
     folded = paragraph.encode().translate(_ASCII_WORDS).decode()
+    same = _AMERICAN.same
     found: list[tuple[str, str]] = []
     for start, stop in spans:
         sentence = paragraph[start:stop]
         if "'" in sentence:
             found.append((sentence, canonical(sentence)))
             continue
-        if numbering := NUMBERING.match(sentence):
+        if (sentence[0] in _NUMBERING_STARTS or sentence[1:2] in (".", ")")) \
+                and (numbering := NUMBERING.match(sentence)):
             start += numbering.end()
-        found.append((sentence, _AMERICAN.join(folded[start:stop].split())))
+        words = folded[start:stop].split()
+        found.append((sentence, " ".join(words) if same.issuperset(words)
+                      else _AMERICAN.join(words)))
     return found
 
 
@@ -268,6 +349,43 @@ def _unit(text: str, section: tuple[str, ...], kind: Kind, lead: str, canon: str
     return unit
 
 
+def tracked_texts(text: str) -> tuple[list[str], list[str]]:
+    """The texts and canonical texts of the units split(text, stamps=False) gives, without
+    making the units (nor following headings and lead-ins): all a first version needs, at
+    half the cost."""
+    texts: list[str] = []
+    canons: list[str] = []
+    for kind, block, _ in _blocks(text.splitlines()):
+        if kind == "heading":
+            continue
+        for sentence, canon in ([(block, canonical(block))] if kind == "row"
+                                else _canonical_sentences(block, _sentence_spans(block))):
+            if not is_date_stamp(sentence):
+                texts.append(sentence)
+                canons.append(canon)
+    return texts, canons
+
+
+def _blocks(lines: list[str]) -> Iterator[tuple[str, str, int]]:
+    """("heading", title, level), ("item", text, depth), ("row", its cells, 0) and
+    ("paragraph", text, 0) for each line in order; a blank line or a table's rule gives none."""
+    for raw in lines:
+        line = raw.rstrip()
+        stripped = line.lstrip()
+        if not stripped:
+            continue
+        if stripped[0] == "#" and (heading := HEADING.match(stripped)):
+            yield "heading", heading.group(2).strip(), len(heading.group(1))
+        elif stripped.startswith("- ") or stripped == "-":
+            yield "item", stripped[2:].strip(), (len(line) - len(stripped)) // 2
+        elif stripped[0] == "|":
+            cells = [cell.strip() for cell in stripped.strip("|").split("|")]
+            if any(cells) and not all(RULE_CELL.fullmatch(c) for c in cells if c):
+                yield "row", " | ".join(cells), 0
+        else:
+            yield "paragraph", stripped, 0
+
+
 def _units(lines: list[str], memo: Memo, stamps: bool) -> list[Unit]:
     units: list[Unit] = []
     trail: list[tuple[int, str]] = []          # (heading level, heading text)
@@ -275,36 +393,21 @@ def _units(lines: list[str], memo: Memo, stamps: bool) -> list[Unit]:
     leads: list[tuple[int, str]] = []          # (list depth, text an item at depth+1 hangs from)
     paragraphs: list[str] = []                 # the last two paragraphs: a list's lead-in, often
     #                                            under a bold pseudo-heading ("Do Not ...")
-    for raw in lines:
-        line = raw.rstrip()
-        stripped = line.lstrip()
-        if not stripped:
-            continue
-        if stripped[0] == "#" and (heading := HEADING.match(stripped)):
-            level = len(heading.group(1))
+    for kind, text, level in _blocks(lines):
+        if kind == "heading":
             trail = [(lvl, title) for lvl, title in trail if lvl < level]
-            trail.append((level, heading.group(2).strip()))
+            trail.append((level, text))
             section = tuple(title for _, title in trail)
             leads, paragraphs = [], []
-        elif stripped.startswith("- ") or stripped == "-":
-            depth = (len(line) - len(stripped)) // 2
-            body = stripped[2:].strip()
-            leads = [(d, t) for d, t in leads if d < depth]
+        elif kind == "item":
+            leads = [(d, t) for d, t in leads if d < level]
             lead = " ".join([*paragraphs, *(t for _, t in leads)]).strip()
-            if (paragraph := memo.get(body)) is None:
-                paragraph = memo[body] = _Paragraph(_canonical_sentences(body))
-            units.extend(paragraph.units_in(section, "item", lead, stamps))
-            leads.append((depth, body))
-        elif stripped[0] == "|":
-            cells = [cell.strip() for cell in stripped.strip("|").split("|")]
-            if any(cells) and not all(RULE_CELL.fullmatch(c) for c in cells if c):
-                row = " | ".join(cells)
-                if stamps or not is_date_stamp(row):
-                    units.append(_unit(row, section, "row", " ".join(paragraphs),
-                                       canonical(row)))
+            units.extend(memo.paragraph(text).units_in(section, "item", lead, stamps))
+            leads.append((level, text))
+        elif kind == "row":
+            if stamps or not is_date_stamp(text):
+                units.append(_unit(text, section, "row", " ".join(paragraphs), canonical(text)))
         else:
-            leads, paragraphs = [], [*paragraphs[-1:], stripped]
-            if (paragraph := memo.get(stripped)) is None:
-                paragraph = memo[stripped] = _Paragraph(_canonical_sentences(stripped))
-            units.extend(paragraph.units_in(section, "sentence", "", stamps))
+            leads, paragraphs = [], [*paragraphs[-1:], text]
+            units.extend(memo.paragraph(text).units_in(section, "sentence", "", stamps))
     return units
