@@ -203,11 +203,10 @@ class _Blocks:
         shingles = _shingles(text)
         if not shingles:
             return self.single_words
-        shared: Counter[int] = Counter()
-        for shingle in shingles:
-            postings = self.index.get(shingle, ())
-            if len(postings) <= COMMON_SHINGLE:
-                shared.update(postings)
+        index = self.index
+        shared = Counter(itertools.chain.from_iterable(    # one count, in the same order
+            postings for shingle in shingles
+            if len(postings := index.get(shingle, ())) <= COMMON_SHINGLE))
         return [k for k, _ in shared.most_common(CANDIDATES)]
 
 
