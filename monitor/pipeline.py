@@ -342,17 +342,17 @@ def _record_version(run: Run, result: FetchResult, document: Document, previous:
             return _lost_lease(run)
         if same_text and previous:  # an unchanged text adds no snapshot and no version
             version = previous
-            snapshot = s.get(Snapshot, previous.snapshot_id)
-            assert snapshot is not None
+            snapshot_id, digest = previous.snapshot_id, _snapshot_sha(s, previous)
         else:
             snapshot = store.store_snapshot(s, result.body, result.media_type,
                                             result.fetched_at)
-            version = _version(s, run.source, snapshot.id or 0, document, result.url,
+            snapshot_id, digest = snapshot.id or 0, snapshot.sha256
+            version = _version(s, run.source, snapshot_id, document, result.url,
                                result.fetched_at)
         check = _add_check(s, run, result, outcome, version_id=version.id,
-                           snapshot_id=snapshot.id)
-        old_snapshot = s.get(Snapshot, previous.snapshot_id) if previous else None
-        changes = [_change(run, check, f, previous, old_snapshot, version, snapshot, result)
+                           snapshot_id=snapshot_id)
+        old_digest = _snapshot_sha(s, previous) if previous and findings else None
+        changes = [_change(run, check, f, previous, old_digest, version, digest, result)
                    for f in findings]
         if changes:
             subject = render.changes_subject(changes, run.source)
@@ -362,7 +362,7 @@ def _record_version(run: Run, result: FetchResult, document: Document, previous:
                 s.add(change)
         _succeeded(s, run, state, result, check)
         state.version_id = version.id
-        state.raw_sha256, state.config_hash = snapshot.sha256, config_hash(run.source)
+        state.raw_sha256, state.config_hash = digest, config_hash(run.source)
         _release(state)
         s.add(state)
         s.commit()
@@ -463,8 +463,13 @@ def _version(s: Session, source: Source, snapshot_id: int, document: Document, u
     return version
 
 
+def _snapshot_sha(s: Session, version: Version) -> str:
+    """The sha256 of a version's snapshot, without reading its body."""
+    return s.exec(select(Snapshot.sha256).where(Snapshot.id == version.snapshot_id)).one()
+
+
 def _change(run: Run, check: Check, finding: Finding, previous: Version | None,
-            old_snapshot: Snapshot | None, version: Version, snapshot: Snapshot,
+            old_snapshot: str | None, version: Version, snapshot: str,
             result: FetchResult) -> Change:
     return Change(
         source_id=run.source.id, check_id=check.id, commitment_id=finding.commitment_id,
@@ -473,6 +478,6 @@ def _change(run: Run, check: Check, finding: Finding, previous: Version | None,
         diff=json.dumps([list(pair) for pair in finding.diff]),
         section_before=finding.section_before, section_after=finding.section_after,
         old_version_id=previous.id if previous else None, new_version_id=version.id,
-        old_snapshot=old_snapshot.sha256 if old_snapshot else None, new_snapshot=snapshot.sha256,
+        old_snapshot=old_snapshot, new_snapshot=snapshot,
         old_fetched_at=previous.fetched_at if previous else None,
         new_fetched_at=result.fetched_at, url=result.url, detected_at=run.started_at)

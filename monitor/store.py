@@ -35,6 +35,7 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.orm import defer
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 DEFAULT_DATABASE_URL = "sqlite:///state/monitor.db"
@@ -296,7 +297,9 @@ def store_snapshot(session: Session, body: bytes, media_type: str, at: datetime)
                 body=zlib.compress(body, 1), first_seen_at=at)
         .on_conflict_do_nothing(index_elements=["sha256"])
     )
-    return session.exec(select(Snapshot).where(Snapshot.sha256 == digest)).one()
+    # Read back without the compressed body: the caller needs the row's id, not its bytes.
+    return session.exec(select(Snapshot).where(Snapshot.sha256 == digest)
+                        .options(defer(Snapshot.body))).one()  # type: ignore[arg-type]
 
 
 def snapshot_body(snapshot: Snapshot) -> bytes:
