@@ -221,7 +221,7 @@ class _Comparison:
             return None                      # the common case, decided before any regex runs
         if j in self.claimed_new or not (is_commitment(unit) or is_commitment(counterpart)):
             return None
-        return self._changed(sentence_key(unit.text), [unit], [counterpart])
+        return self._changed(None, [unit], [counterpart])
 
     def _added(self, unit: Unit) -> Finding:
         key = sentence_key(unit.text)
@@ -242,14 +242,17 @@ class _Comparison:
 
     # --- shared ------------------------------------------------------------------------------
 
-    def _changed(self, key: str, before: list[Unit], after: list[Unit],
+    def _changed(self, key: str | None, before: list[Unit], after: list[Unit],
                  commitment: CommitmentLike | None = None) -> Finding | None:
+        """key None: the old sentence's key, made only for a finding (most pairs are cosmetic)."""
         old_text = " ".join(u.text for u in before)
         new_text = " ".join(u.text for u in after)
         verdict = judge(old_text, new_text)
         if verdict is not None:
+            key = sentence_key(old_text) if key is None else key
             return self._finding(verdict[0], key, before, after, verdict[1], commitment)
         if reason := self._moved(before[0], after[0]):
+            key = sentence_key(old_text) if key is None else key
             return self._finding("moved", key, before, after, reason, commitment)
         return None
 
