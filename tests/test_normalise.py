@@ -394,3 +394,60 @@ def test_sentences_in_adjacent_spans_styled_as_blocks_stay_apart():
             b"<span>We want everyone to be safe.</span> <b>E</b>xample.</div></main>")
     text, _ = html.extract(body, url="https://example.org/aup")
     assert text == "Terms of Service. Prohibited Uses. We want everyone to be safe. Example."
+
+
+# --- the reading kept from NORMALISER_VERSION 1 (bs4) on lxml's tree ---------------------------
+
+
+def test_text_either_side_of_a_removed_element_stays_two_strings():
+    """The sentence-spacing rule sees the text before and after a removed script as two strings."""
+    assert text_of("<p>Prohibited uses.<script>x()</script>We want safety.</p>") == \
+        "Prohibited uses. We want safety."
+
+
+def test_ruby_annotations_are_not_text_but_their_line_breaks_count():
+    assert text_of("<p>\u6f22<rp>(</rp><rt>kan</rt><rp>)</rp>\u5b57</p>") == "\u6f22\u5b57"
+    assert text_of("<p>A<rt>r<br>s</rt>B</p>") == "A\nB"
+
+
+@pytest.mark.parametrize(("body", "charset", "expected"), [
+    pytest.param("<meta charset='iso-8859-1'><p>Donn\u00e9es</p>".encode("latin-1"), None,
+                 "Donn\u00e9es", id="meta-charset"),
+    pytest.param("<meta charset='utf-8'><p>Donn\u00e9es</p>".encode("latin-1"), "iso-8859-1",
+                 "Donn\u00e9es", id="http-charset-wins-over-meta"),
+    pytest.param("<?xml version='1.0' encoding='iso-8859-1'?><p>Donn\u00e9es</p>"
+                 .encode("latin-1"), None, "Donn\u00e9es", id="xml-declaration"),
+    pytest.param("<p>Donn\u00e9es</p>".encode("utf-16"), None, "Donn\u00e9es", id="utf-16-bom"),
+])
+def test_encoding_is_chosen_in_the_same_order_as_before(body: bytes, charset: str | None,
+                                                        expected: str) -> None:
+    assert normalise(result(body, charset=charset), source()).text == expected
+
+
+def test_content_after_the_closing_html_tag_can_be_selected():
+    html = "<html><body><p>Intro.</p></body></html><main><p>We will not sell data.</p></main>"
+    assert text_of(html, select="main") == "We will not sell data."
+
+
+def test_a_page_nested_deeper_than_libxml2s_tree_still_reads_outside_the_deep_part():
+    """libxml2's own tree stops at 2,048 levels; the page is then read from parse events."""
+    deep = "<nav>" + "<div>" * 3000 + "menu" + "</div>" * 3000 + "</nav>"
+    assert text_of(f"<html><body>{deep}<main><p>We will not sell data.</p></main></body></html>"
+                   ) == "We will not sell data."
+
+
+def test_a_garbled_cloudflare_address_keeps_its_characters():
+    """XOR-decoding a damaged payload can give control characters, which lxml will not store."""
+    assert text_of('<p>Mail <span data-cfemail="41402043">x</span> us.</p>') == "Mail \x01a\x02 us."
+
+
+@pytest.mark.parametrize(("selector", "expected"), [
+    pytest.param(".x", "One.", id="class-names-split-at-any-whitespace"),
+    pytest.param("[type=TEXT]", "Two.", id="type-values-ignore-case"),
+    pytest.param("p:contains('Three')", "Three.", id="contains-is-case-sensitive"),
+    pytest.param("template p, main p:empty + p", "Four.", id="template-contents-are-not-the-page"),
+])
+def test_selectors_keep_the_meaning_they_had(selector: str, expected: str) -> None:
+    html = ("<main><p class='a\u00a0x'>One.</p><p type='text'>Two.</p><p>three.</p>"
+            "<p>Three.</p><template><p>Hidden.</p></template><p> </p><p>Four.</p></main>")
+    assert text_of(html, select=selector) == expected
