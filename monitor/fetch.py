@@ -22,7 +22,6 @@ from urllib.parse import urljoin, urlsplit, urlunsplit
 from urllib.robotparser import RobotFileParser
 
 import httpx
-from bs4 import BeautifulSoup
 from tenacity import (
     RetryCallState,
     Retrying,
@@ -34,6 +33,7 @@ from tenacity import (
 from monitor import __version__, store
 from monitor.browser import fetch_browser
 from monitor.errors import FetchError
+from monitor.normalise import html
 from monitor.watchlist import Defaults, Source
 
 USER_AGENT = f"CommitmentMonitor/{__version__} (+https://github.com/commitment-monitor)"
@@ -172,11 +172,12 @@ def fetch(source: Source, defaults: Defaults, *, client: httpx.Client,
 
 
 def follow_link(landing: FetchResult, selector: str) -> str:
-    """The absolute URL of the first element matching ``selector`` on the landing page."""
-    soup = BeautifulSoup(landing.body, "lxml", from_encoding=landing.charset)
-    for element in soup.select(selector):
+    """The absolute URL of the first element matching ``selector`` on the landing page (parsed
+    and selected as the normaliser does, so a selector means the same thing everywhere)."""
+    root = html.parse(landing.body, landing.charset)
+    for element in html.matches(root, selector):
         href = element.get("href") or element.get("src") or element.get("data")
-        if isinstance(href, str) and href.strip():
+        if href and href.strip():
             return urljoin(landing.url, href.strip())
     raise FetchError("follow_empty", f"{redact(landing.url)}: the follow selector {selector!r} "
                      "matched no link; the landing page changed, update 'follow' in the watchlist")

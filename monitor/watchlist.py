@@ -18,11 +18,12 @@ from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
 
-import soupsieve
 import yaml
+from cssselect import SelectorError
 from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError, field_validator
 
 from monitor.errors import Problem, WatchlistError
+from monitor.normalise.html import css
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -57,13 +58,14 @@ def _optional_duration(value: Any) -> timedelta | None:
 
 
 def check_selector(selector: str) -> str:
-    """Compile a CSS selector the way the normaliser will, so a typo fails at load time."""
+    """Compile a CSS selector the way the normaliser will, so a typo (or a selector cssselect
+    cannot read, such as ``p::before``) fails at load time."""
     try:
-        soupsieve.compile(selector)
-    except soupsieve.SelectorSyntaxError as exc:
-        reason = str(exc).splitlines()[0]
-        raise ValueError(f"invalid CSS selector {selector!r} ({reason}); fix the selector "
-                         "syntax") from None
+        css(selector)
+    except SelectorError as exc:
+        reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        raise ValueError(f"invalid CSS selector {selector!r} ({reason}); fix the selector"
+                         ) from None
     return selector
 
 

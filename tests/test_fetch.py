@@ -358,6 +358,15 @@ def test_follow_tracks_the_linked_document_and_notices_a_new_target(site: Site) 
     assert (second.url, second.body) == (site.url("/docs/v2.txt"), b"Version two.")
 
 
+def test_follow_reads_the_landing_page_as_the_normaliser_selects(site: Site) -> None:
+    """A link in a <template> is not on the page; a class is found between any whitespace."""
+    landing = ("<html><body><template><a class='doc' href='/draft.txt'>Draft</a></template>"
+               "<a class='doc\u00a0current' href='/v1.txt'>Current</a></body></html>")
+    site.set("/v1.txt", "Version one.", content_type="text/plain")
+    url = site.set("/framework", landing)
+    assert get(url, follow=".current, a.doc").url == site.url("/v1.txt")
+
+
 def test_follow_selector_matching_nothing_names_url_and_selector(site: Site) -> None:
     url = site.set("/framework", "<html><body><a href='/x'>Old</a></body></html>")
     error = fetch_error(url, follow="a.current")
