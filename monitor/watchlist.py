@@ -64,8 +64,8 @@ def check_selector(selector: str) -> str:
         css(selector)
     except SelectorError as exc:
         reason = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
-        raise ValueError(f"invalid CSS selector {selector!r} ({reason}); fix the selector"
-                         ) from None
+        raise ValueError(f"invalid CSS selector {selector!r} ({reason}); fix the selector "
+                         "syntax") from None
     return selector
 
 
