@@ -51,6 +51,14 @@ def test_sentences_split_at_real_boundaries_only(paragraph: str, expected: list[
     assert split_sentences(paragraph) == expected
 
 
+@pytest.mark.parametrize("paragraph", ["? Yes, we will publish it.", "!? Hello. We will stop."])
+def test_a_line_starting_with_bare_punctuation_is_split_not_crashed_on(paragraph: str) -> None:
+    # A PDF bullet can come out as "?": splitting it once raised IndexError, so the source's
+    # every check failed as an internal error.
+    assert "".join(split_sentences(paragraph)).replace(" ", "") == paragraph.replace(" ", "")
+    assert detect(None, f"# Policy\n{paragraph}", [], discover=True).collapsed is None
+
+
 def test_units_carry_section_path_and_list_lead_in() -> None:
     units = split("# Policy\n## Uses\nWe don't allow the following:\n- Weapons\n  - Military use\n"
                   "| Tier | Action |\n|---|---|\n| High | Do not release |\n### Other\nText.")

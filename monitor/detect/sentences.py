@@ -214,7 +214,10 @@ def _abbreviation_ends(paragraph: str, start: int, boundary: re.Match[str],
 
 def _ends_with_abbreviation(candidate: str, following: str) -> bool:
     """`following` is the character after the boundary (only whether it is a digit matters)."""
-    word = candidate.rstrip("\"')]").rstrip("!?").rsplit(None, 1)[-1].lstrip("\"'([").casefold()
+    words = candidate.rstrip("\"')]").rstrip("!?").rsplit(None, 1)
+    if not words:  # a line of bare punctuation ("? Yes": a PDF bullet read as "?")
+        return False
+    word = words[-1].lstrip("\"'([").casefold()
     if not word.endswith("."):
         return False
     word = word.rstrip(".")
