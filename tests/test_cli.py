@@ -109,8 +109,8 @@ def test_validate_exit_codes_in_a_real_process(cli: Cli, site: Site) -> None:
         f"{cli.path}:3: defaults: unknown key 'evrey' (did you mean 'every'?); allowed here: "
         "every, notify, jitter, failures_before_alert, host_gap, timeout, max_bytes, "
         "allow_private, robots",
-        f"{cli.path}:9: source 'lab' select: invalid CSS selector 'main >' (Invalid character "
-        "' ' position 4); fix the selector syntax",
+        f"{cli.path}:9: source 'lab' select: invalid CSS selector 'main >' (Expected selector, "
+        "got <EOF at 6>); fix the selector syntax",
     ]
 
 
