@@ -272,7 +272,7 @@ def _result_from(s: Session, version: Version) -> FetchResult:
     assert snapshot is not None  # a version always points at its snapshot (foreign key)
     return FetchResult(url=version.url, status=200, body=store.snapshot_body(snapshot),
                        media_type=snapshot.media_type, fetched_at=version.fetched_at,
-                       elapsed_ms=0)
+                       elapsed_ms=0, charset=snapshot.charset)
 
 
 # --- Persisting: one transaction per check -----------------------------------------------------
@@ -345,7 +345,7 @@ def _record_version(run: Run, result: FetchResult, document: Document, previous:
             snapshot_id, digest = previous.snapshot_id, _snapshot_sha(s, previous)
         else:
             snapshot = store.store_snapshot(s, result.body, result.media_type,
-                                            result.fetched_at)
+                                            result.fetched_at, result.charset)
             snapshot_id, digest = snapshot.id or 0, snapshot.sha256
             version = _version(s, run.source, snapshot_id, document, result.url,
                                result.fetched_at)

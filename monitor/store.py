@@ -49,6 +49,7 @@ class Snapshot(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     sha256: str = Field(index=True, unique=True, max_length=64)
     media_type: str
+    charset: str | None = None  # the HTTP charset it was read with, to read it the same way again
     size: int
     body: bytes = Field(sa_column=Column(LargeBinary, nullable=False))  # zlib-compressed
     first_seen_at: datetime = Field(default_factory=utcnow)
@@ -288,12 +289,13 @@ def sha256(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
-def store_snapshot(session: Session, body: bytes, media_type: str, at: datetime) -> Snapshot:
+def store_snapshot(session: Session, body: bytes, media_type: str, at: datetime,
+                   charset: str | None = None) -> Snapshot:
     """Store raw bytes once per sha256; concurrent checks storing the same bytes both succeed."""
     digest = sha256(body)
     session.execute(
         _insert(session.get_bind(), Snapshot)
-        .values(sha256=digest, media_type=media_type, size=len(body),
+        .values(sha256=digest, media_type=media_type, charset=charset, size=len(body),
                 body=zlib.compress(body, 1), first_seen_at=at)
         .on_conflict_do_nothing(index_elements=["sha256"])
     )

@@ -11,7 +11,7 @@ from alembic import command
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
-from sqlalchemy import inspect
+from sqlalchemy import insert, inspect, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, SQLModel, select
 
@@ -33,14 +33,24 @@ def head() -> str:
 
 
 def add_history(engine: Engine) -> None:
-    with Session(engine) as session:
-        snapshot = store.Snapshot(sha256="a" * 64, media_type="text/html", size=3, body=b"x\x9c")
-        session.add(snapshot)
-        session.flush()
-        session.add(store.Check(source_id="rsp", started_at=FETCHED, url="https://example.org/",
-                                outcome="baseline", snapshot_id=snapshot.id))
-        session.add(store.SourceState(source_id="rsp", last_checked_at=FETCHED))
-        session.commit()
+    """Rows in the columns of the first revision only (Core inserts name just those)."""
+    with engine.begin() as connection:
+        snapshot = connection.execute(insert(store.Snapshot).values(
+            sha256="a" * 64, media_type="text/html", size=3, body=b"x\x9c", first_seen_at=FETCHED))
+        snapshot_id = snapshot.inserted_primary_key[0]
+        connection.execute(insert(store.Check).values(
+            source_id="rsp", started_at=FETCHED, duration_ms=0, bytes=0,
+            url="https://example.org/", outcome="baseline", snapshot_id=snapshot_id))
+        connection.execute(insert(store.SourceState).values(
+            source_id="rsp", last_checked_at=FETCHED, failing_streak=0, health_alerted=False))
+
+
+def create_first_schema_without_alembic(engine: Engine) -> None:
+    """A database as `create_all` made it before migrations existed: the first revision's
+    tables, no alembic_version."""
+    with engine.begin() as connection:
+        command.upgrade(migrations.config(connection), migrations.FIRST_REVISION)
+        connection.execute(text("DROP TABLE alembic_version"))
 
 
 def assert_history_kept(engine: Engine) -> None:
@@ -83,7 +93,8 @@ def test_database_at_the_first_revision_keeps_its_rows_when_upgraded(bare_engine
 
 
 def test_database_created_before_migrations_is_stamped_not_recreated(bare_engine: Engine) -> None:
-    SQLModel.metadata.create_all(bare_engine)
+    create_first_schema_without_alembic(bare_engine)
+    assert migrations.current_revision(bare_engine) is None
     add_history(bare_engine)
 
     store.create_schema(bare_engine)
