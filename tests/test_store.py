@@ -7,9 +7,10 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 from sqlalchemy.engine import Engine
+from sqlmodel import Session, select
 
 from monitor import store
-from monitor.store import Change, Check, Version
+from monitor.store import Change, Check, SourceState, Version
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -60,6 +61,22 @@ def test_lease_is_exclusive_until_released_or_expired(engine: Engine) -> None:
                                    ttl=ttl)
     store.release_lease(engine, "src", worker="b")
     assert store.acquire_lease(engine, "src", worker="a", now=T0 + timedelta(minutes=12), ttl=ttl)
+
+
+def test_a_quiet_check_whose_lease_was_taken_over_stores_nothing(engine: Engine) -> None:
+    ttl = timedelta(seconds=30)
+    store.acquire_lease(engine, "src", worker="a", now=T0, ttl=ttl)
+    store.acquire_lease(engine, "src", worker="b", now=T0 + timedelta(minutes=5), ttl=ttl)
+    check = {"source_id": "src", "started_at": T0, "url": "https://example.org/",
+             "outcome": "not_modified", "duration_ms": 1, "bytes": 0}
+
+    late = store.record_quiet_check(engine, "a", {"last_outcome": "not_modified"}, check)
+    owner = store.record_quiet_check(engine, "b", {"last_outcome": "not_modified"}, check)
+
+    assert (late, owner) == (False, True)
+    with Session(engine) as s:
+        assert len(s.exec(select(Check)).all()) == 1
+        assert s.get(SourceState, "src").lease_owner is None  # released by b's record
 
 
 def test_only_one_of_many_racing_workers_gets_the_lease(engine: Engine) -> None:
