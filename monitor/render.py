@@ -79,14 +79,72 @@ def change_title(change: Change) -> str:
 # --- Bodies ------------------------------------------------------------------------------------
 
 
+FULL_CHANGES = 20
+FULL_CHARS = 20_000
+BRIEF_CHANGES = 100
+"""A message shows the most severe changes in full (at most FULL_CHANGES, within about
+FULL_CHARS of text) and the rest one line each, up to BRIEF_CHANGES: a rewritten policy (OpenAI's
+usage policies in January 2024: 116 changes) must still read as one message and fit Slack's
+(apprise passes longer bodies through; Slack's limit is about 40,000 characters)."""
+
+
 def render_changes(alert: Alert, changes: Sequence[Change], source: Source) -> Message:
     """One message for every change one check of one source found, most severe first."""
     ordered = sorted(changes, key=lambda c: (severity(c.status), c.id or 0))
     url = ordered[0].url if ordered else source.url
-    text = "\n\n".join(_change_text(c) for c in ordered) + f"\n\nsource: {url}\n"
-    html = Markup("").join(_change_html(c) for c in ordered)
+    texts = [_change_text(c) for c in ordered]
+    full = _fitting(texts)
+    rest = ordered[full:]
+    text = "\n\n".join([*([_tally(ordered)] if rest else []), *texts[:full],
+                         *([_brief_text(rest, source)] if rest else [])])
+    text += f"\n\nsource: {url}\n"
+    html = Markup("<p>{}</p>\n").format(_tally(ordered)) if rest else Markup("")
+    html += Markup("").join(_change_html(c) for c in ordered[:full])
+    if rest:
+        html += _brief_html(rest, source)
     html += Markup('<p>source: <a href="{0}">{0}</a></p>').format(url)
     return Message(alert.subject, text, str(_page(alert.subject, html)))
+
+
+def _fitting(texts: Sequence[str]) -> int:
+    """How many changes are shown in full: at least one, at most FULL_CHANGES and FULL_CHARS."""
+    used = 0
+    for count, text in enumerate(texts[:FULL_CHANGES]):
+        used += len(text)
+        if count and used > FULL_CHARS:
+            return count
+    return min(len(texts), FULL_CHANGES)
+
+
+def _tally(changes: Sequence[Change]) -> str:
+    """'116 changes: 3 removed, 20 weakened, 93 reworded.' (most severe status first)."""
+    counts: dict[str, int] = {}
+    for change in changes:  # already most severe first
+        counts[change.status] = counts.get(change.status, 0) + 1
+    parts = ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in counts.items())
+    return f"{len(changes)} changes: {parts}."
+
+
+def _brief_lines(rest: Sequence[Change]) -> list[str]:
+    lines = [f"[{tag(c.status)}] {one_line(change_title(c), 100)}" for c in rest[:BRIEF_CHANGES]]
+    if len(rest) > BRIEF_CHANGES:
+        lines.append(f"... and {len(rest) - BRIEF_CHANGES} more")
+    return lines
+
+
+def _everything(source: Source) -> str:
+    return f"Every change with its evidence: commitment-monitor changes --source {source.id}"
+
+
+def _brief_text(rest: Sequence[Change], source: Source) -> str:
+    lines = [f"{len(rest)} more, one line each:", *(f"- {line}" for line in _brief_lines(rest))]
+    return "\n".join([*lines, _everything(source)])
+
+
+def _brief_html(rest: Sequence[Change], source: Source) -> Markup:
+    items = Markup("").join(Markup("<li>{}</li>").format(line) for line in _brief_lines(rest))
+    return Markup("<h3>{} more, one line each</h3>\n<ul>{}</ul>\n<p>{}</p>\n").format(
+        len(rest), items, _everything(source))
 
 
 def render_health(alert: Alert, source: Source) -> Message:

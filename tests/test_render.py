@@ -103,6 +103,41 @@ def test_several_changes_are_listed_most_severe_first() -> None:
     assert text.index("[REMOVED]") < text.index("[REWORDED]")
 
 
+def rewrite(count: int, words: int = 12) -> list[Change]:
+    """A rewritten policy: ``count`` changed sentences of ``words`` words, a few removed."""
+    sentence = " ".join(["commitment"] * words)
+    return [change("removed" if i % 10 == 0 else "reworded", id=i, title=f"Sentence {i}",
+                   before=f"We will keep {sentence} {i}.", after=f"We keep {sentence} {i}.")
+            for i in range(count)]
+
+
+def test_a_rewritten_policy_fits_one_slack_message_most_severe_in_full_the_rest_listed() -> None:
+    changes = rewrite(116)  # OpenAI's usage policies, January 2024
+    message = render.render_changes(alert_for(changes), changes, SOURCE)
+
+    for body in (message.text, message.html):
+        assert len(body) < 35_000  # apprise's Slack body limit; it does not cut longer ones
+        assert "116 changes: 12 removed, 104 reworded." in body
+        assert "96 more, one line each" in body
+        assert "[REWORDED] Sentence 115" in body  # every change is at least named
+        assert "commitment-monitor changes --source openai-usage" in body
+    assert message.text.count("  why: ") == render.FULL_CHANGES
+    assert "[REMOVED] Sentence 110\n  before" in message.text  # every removal in full
+
+
+def test_long_sentences_show_fewer_changes_in_full() -> None:
+    changes = rewrite(12, words=400)  # each change quotes two sentences of ~4,800 characters
+    text = render.render_changes(alert_for(changes), changes, SOURCE).text
+    assert 1 <= text.count("  why: ") < 12 and "more, one line each" in text
+    assert len(text) < render.FULL_CHARS + 15_000
+
+
+def test_beyond_the_brief_list_the_rest_are_counted() -> None:
+    changes = rewrite(render.FULL_CHANGES + render.BRIEF_CHANGES + 7)
+    text = render.render_changes(alert_for(changes), changes, SOURCE).text
+    assert "... and 7 more" in text
+
+
 def test_health_message_says_the_kind_and_escapes_the_error() -> None:
     alert = Alert(source_id=SOURCE.id, kind="health_failing", created_at=T_NEW,
                   subject=render.health_subject("health_failing", SOURCE, "http_status"),
