@@ -27,10 +27,10 @@ from datetime import datetime, timedelta
 import httpx
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
-from sqlmodel import Session, select
+from sqlmodel import Session, col, select
 
 from monitor import fetch, normalise, notify, ops, render, store
-from monitor.detect import Finding, detect
+from monitor.detect import Finding, detect, relocated
 from monitor.errors import NormaliseError, SourceError
 from monitor.fetch import FetchResult
 from monitor.normalise import NORMALISER_VERSION, Document
@@ -241,9 +241,26 @@ def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> Check
                              f"changed for good: `commitment-monitor accept {source.id}`)")
     keys = {f.key for f in detection.findings}
     findings = [*detection.findings, *(f for f in missing if f.key not in keys)]
+    if any(f.status == "removed" for f in findings):
+        findings = relocated(findings, _other_documents(run))
     if run.rebaseline:  # quotes already reported missing are not news
         findings = [f for f in findings if f.key not in reported_missing]
     return _record_version(run, result, document, previous, findings)
+
+
+def _other_documents(run: Run) -> dict[str, str]:
+    """The current texts of the publisher's other watched documents, by name: where a removed
+    commitment may have moved."""
+    others = {source.id: source for source in run.watchlist.sources
+              if source.company == run.source.company and source.id != run.source.id}
+    if not others:
+        return {}
+    with store.session(run.engine) as s:
+        rows = s.exec(select(SourceState.source_id, Version.text)
+                      .join(Version, col(Version.id) == col(SourceState.version_id))
+                      .where(col(SourceState.source_id).in_(others)))
+        return {f"{others[source_id].company} · {others[source_id].title}": text
+                for source_id, text in rows}
 
 
 def _missing_quotes(source: Source, text: str, reported: set[str]) -> list[Finding]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from monitor.detect import detect, sentence_key
+from monitor.detect import detect, relocated, sentence_key
 from monitor.detect.collapse import collapse_reason
 from monitor.detect.judge import judge, word_diff
 from monitor.detect.locate import Located, align, is_commitment
@@ -240,6 +240,21 @@ def test_configured_quote_removed_uses_the_commitment_id_as_key() -> None:
                         ).findings
     assert (finding.status, finding.key, finding.commitment_title) == ("removed", "pause", "Pause")
     assert finding.after is None and finding.before == "We will pause training if safeguards lag."
+
+
+def test_a_removed_sentence_another_document_holds_is_moved_there_not_removed() -> None:
+    old = "We will pause training if safeguards lag. We will publish reports."
+    findings = detect(old, "We will publish reports.", [], discover=True).findings
+    documents = {"Acme · Compliance Framework": "# Duties\nThese duties moved here. We will "
+                                                "pause training if our safeguards lag."}
+
+    [moved] = relocated(findings, documents)
+    [kept] = relocated(findings, {"Acme · Blog": "We will publish reports."})
+
+    assert (moved.status, moved.before) == ("moved", "We will pause training if safeguards lag.")
+    assert moved.reason == ("moved to another document: Acme · Compliance Framework (no longer "
+                            "in this one)")
+    assert kept.status == "removed"
 
 
 def test_configured_quote_is_not_reported_twice_under_discover() -> None:

@@ -399,6 +399,38 @@ def test_a_page_whose_charset_only_its_header_gives_is_read_again_with_it(
 
 
 @SQLITE_ONLY
+@pytest.mark.parametrize("elsewhere, status", [(True, "moved"), (False, "removed")])
+def test_a_commitment_relocated_to_another_watched_document_reads_as_moved(
+        engine, site, smtp, clock, elsewhere: bool, status: str) -> None:
+    # OpenAI moved persuasion "outside the Preparedness Framework"; Anthropic moved duties into
+    # a separate compliance framework: a removal is checked against the publisher's other pages.
+    site.set("/policy", page())
+    site.set("/compliance", page(None, extra=PROMO))
+    policy = make_watchlist(site, smtp).sources[0]
+    compliance = Source(id="acme-compliance", company="Acme", title="Compliance Framework",
+                        url=site.url("/compliance"), drop=("footer", "nav"))
+    watchlist = Watchlist(defaults=Defaults(notify=("team",), host_gap=0.001, timeout=2),
+                          channels={"team": (smtp.apprise_url(),)},
+                          sources=(policy, compliance))
+    pipeline.check_all(watchlist, engine=engine, now=clock, worker="test")
+
+    clock.advance()
+    if elsewhere:
+        site.set("/compliance", page(extra=PROMO))
+        pipeline.check_all(watchlist, engine=engine, source_ids=["acme-compliance"], now=clock,
+                           worker="test")
+    site.set("/policy", page(None))
+    pipeline.check_all(watchlist, engine=engine, source_ids=["acme-usage"], now=clock,
+                       worker="test")
+
+    with store.session(engine) as s:
+        [change] = s.exec(select(Change).where(Change.source_id == "acme-usage")).all()
+    assert (change.status, change.before) == (status, MILITARY)
+    if elsewhere:
+        assert "Acme · Compliance Framework" in change.reason
+
+
+@SQLITE_ONLY
 def test_renormalise_rebuilds_versions_silently(engine, site, smtp, clock) -> None:
     site.set("/policy", page(extra=PROMO))
     check(make_watchlist(site, smtp), engine, clock)

@@ -7,6 +7,7 @@ Pure: no I/O, no database, no clock. The steps, one module each:
                       configured quotes found in both versions
     judge.judge       weakened / strengthened / reworded, with a one-line reason
     wording           the vocabulary all of them use (commitment language, modals, hedges, ...)
+    relocated         a removed sentence found in another of the company's documents is "moved"
 Only commitments produce findings: configured quotes, and with ``discover`` every unit with
 commitment language (a list item or table row counts through its lead-in). Everything else may
 change freely.
@@ -15,8 +16,8 @@ change freely.
 from __future__ import annotations
 
 import functools
-from collections.abc import Collection, Iterator, Sequence
-from dataclasses import dataclass
+from collections.abc import Collection, Iterator, Mapping, Sequence
+from dataclasses import dataclass, replace
 from typing import Literal, Protocol
 
 from rapidfuzz import fuzz, process
@@ -42,7 +43,7 @@ from monitor.detect.sentences import (
 from monitor.detect.wording import EXCEPTION_CLAUSE
 
 __all__ = ["SEVERITY", "CommitmentLike", "Detection", "Finding", "Status", "detect",
-           "sentence_key"]
+           "relocated", "sentence_key"]
 
 Status = Literal["removed", "weakened", "not_found", "reworded", "moved", "added",
                  "strengthened", "restored"]
@@ -52,6 +53,7 @@ SEVERITY: tuple[Status, ...] = ("removed", "weakened", "not_found", "reworded", 
 
 RESTORED_CUTOFF = 92.0    # how close an added sentence must be to one removed earlier
 HINT_CUTOFF = 50.0        # a not_found quote names the closest text when it is at least this close
+RELOCATED_CUTOFF = 92.0   # how close a removed sentence must be to one in another document
 
 
 class CommitmentLike(Protocol):
@@ -105,6 +107,34 @@ def detect(old: str | None, new: str, commitments: Sequence[CommitmentLike], *,
     if discover:
         findings.extend(comparison.discovered())
     return Detection(tuple(findings))
+
+
+def relocated(findings: Sequence[Finding], documents: Mapping[str, str]) -> list[Finding]:
+    """The findings, with each removed sentence that another of the publisher's documents holds
+    (``documents``: name -> current text) re-read as "moved" there. Commitments move between
+    documents (a framework split in two, duties moved to a compliance document, a policy
+    renamed): that is news, but not a deletion. Only texts already published count: a sentence
+    that reappears elsewhere later is that document's "added"."""
+    if not documents or not any(f.status == "removed" and f.before for f in findings):
+        return list(findings)
+    sentences = {name: tracked_texts(text)[1] for name, text in documents.items()}
+    return [_moved(finding, where) if finding.status == "removed" and finding.before
+            and (where := _holder(canonical(finding.before), sentences)) else finding
+            for finding in findings]
+
+
+def _holder(sentence: str, documents: Mapping[str, list[str]]) -> str | None:
+    """The document holding ``sentence`` (canonical), exactly or nearly."""
+    for name, canons in documents.items():
+        if sentence in canons or process.extractOne(
+                sentence, canons, scorer=fuzz.ratio, score_cutoff=RELOCATED_CUTOFF):
+            return name
+    return None
+
+
+def _moved(finding: Finding, where: str) -> Finding:
+    return replace(finding, status="moved",
+                   reason=f"moved to another document: {where} (no longer in this one)")
 
 
 def _tracked(text: str, memo: Memo) -> list[Unit]:
