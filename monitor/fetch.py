@@ -160,7 +160,10 @@ def fetch(source: Source, defaults: Defaults, *, client: httpx.Client,
     started = time.monotonic()
     fetched_at = now()
     if source.follow:
-        landing = fetcher.get(source.url, None)
+        # A browser renders the landing page, whose link list a script may build; the document
+        # it links to (a PDF, mostly) is fetched over HTTP, conditionally.
+        landing = (fetcher.browser(source.url) if source.fetch == "browser"
+                   else fetcher.get(source.url, None))
         target = follow_link(landing, source.follow)
         result = replace(fetcher.get(target, previous), landing_url=landing.url)
     elif source.fetch == "browser":

@@ -88,6 +88,29 @@ def test_text_rendered_by_javascript_is_seen_only_through_the_browser(
     assert caught.value.kind == "empty"
 
 
+LINK_BY_SCRIPT = """<html><body><main id="docs"></main><script>
+const a = document.createElement("a"); a.className = "current"; a.href = "/rsp-v3.txt";
+a.textContent = "Current version"; document.getElementById("docs").appendChild(a);
+</script></body></html>"""
+
+
+def test_with_follow_the_browser_renders_the_landing_page_and_http_fetches_the_document(
+        chromium: None, site: Site) -> None:
+    site.set("/rsp-v3.txt", "We will pause training until the risk is contained.",
+             content_type="text/plain")
+    url = site.set("/rsp", LINK_BY_SCRIPT)
+    settings = Defaults(timeout=20, host_gap=0.01)  # type: ignore[arg-type]
+    with make_client(settings) as client:
+        result = fetch(source(url, fetch="browser", follow="a.current"), settings, client=client,
+                       now=lambda: NOW)
+        with pytest.raises(FetchError) as caught:  # over plain HTTP the link does not exist
+            fetch(source(url, follow="a.current"), settings, client=client, now=lambda: NOW)
+
+    assert (result.url, result.landing_url) == (site.url("/rsp-v3.txt"), url)
+    assert result.body == b"We will pause training until the risk is contained."
+    assert caught.value.kind == "follow_empty"
+
+
 def test_browser_http_error_is_an_http_status_fetch_error(chromium: None, site: Site) -> None:
     url = site.set("/gone", Response("gone", status=410))
     with pytest.raises(FetchError) as caught:
