@@ -245,6 +245,18 @@ class ServiceProcess:
         raise RuntimeError(f"the service did not start (exit {self.process.returncode}):\n"
                            + self.log())
 
+    def wait_for_line(self, pattern: str, timeout: float = 20) -> re.Match[str]:
+        """The first log line matching ``pattern``; AssertionError with the log if none comes."""
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            for line in list(self.lines):
+                if match := re.search(pattern, line):
+                    return match
+            if self.process.poll() is not None and not self._reader.is_alive():
+                break
+            time.sleep(0.05)
+        raise AssertionError(f"no line matching {pattern!r}; log:\n" + self.log())
+
     def kill(self) -> None:
         if self.process.poll() is None:
             os.kill(self.process.pid, signal.SIGKILL)

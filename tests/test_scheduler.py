@@ -4,11 +4,8 @@ from __future__ import annotations
 
 import logging
 import os
-import re
-import signal
 import subprocess
 import sys
-import threading
 import time
 from collections.abc import Callable, Iterator
 from datetime import UTC, datetime, timedelta
@@ -17,6 +14,7 @@ from typing import TypeVar
 
 import pytest
 from conftest import Response, Site
+from faults_support import ServiceProcess
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -224,63 +222,20 @@ def poll(probe: Callable[[], T], timeout: float) -> T:
 # --- a real `commitment-monitor run` process ------------------------------------------------
 
 
-class Daemon:
-    """`python -m monitor run` in its own process, its log lines collected as they come."""
-
-    def __init__(self, tmp_path: Path, watchlist: Path, database: str) -> None:
-        env = {**os.environ, "PYTHONPATH": str(REPO)}
-        env.pop("DATABASE_URL", None)
-        env.pop("MONITOR_WATCHLIST", None)
-        self.process = subprocess.Popen(
-            [sys.executable, "-m", "monitor", "--watchlist", str(watchlist),
-             "--database", database, "run"],
-            cwd=tmp_path, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-        self.lines: list[str] = []
-        self._reader = threading.Thread(target=self._read, daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        assert self.process.stderr is not None
-        for line in self.process.stderr:
-            self.lines.append(line.rstrip("\n"))
-
-    def wait_for_line(self, pattern: str, timeout: float = 20) -> re.Match[str]:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            for line in list(self.lines):
-                if match := re.search(pattern, line):
-                    return match
-            if self.process.poll() is not None and not self._reader.is_alive():
-                break
-            time.sleep(0.05)
-        raise AssertionError(f"no line matching {pattern!r}; log:\n" + "\n".join(self.lines))
-
-    def terminate(self, timeout: float = 30) -> int:
-        self.process.send_signal(signal.SIGTERM)
-        code = self.process.wait(timeout)
-        self._reader.join(5)
-        return code
-
-    def kill(self) -> None:
-        if self.process.poll() is None:
-            self.process.kill()
-            self.process.wait()
-
-
 @pytest.fixture
-def daemons() -> Iterator[list[Daemon]]:
-    started: list[Daemon] = []
+def daemons() -> Iterator[list[ServiceProcess]]:
+    started: list[ServiceProcess] = []
     yield started
     for daemon in started:
         daemon.kill()
 
 
 def test_sigterm_mid_check_finishes_the_check_and_exits_0(
-        tmp_path: Path, site: Site, sqlite_url: str, daemons: list[Daemon]) -> None:
+        tmp_path: Path, site: Site, sqlite_url: str, daemons: list[ServiceProcess]) -> None:
     site.set("/alpha", Response(PAGE, delay=1.5))
     path = tmp_path / "watchlist.yaml"
     path.write_text(watchlist_text(site, "alpha", every="2s"))
-    daemon = Daemon(tmp_path, path, sqlite_url)
+    daemon = ServiceProcess(path, sqlite_url, tmp_path)
     daemons.append(daemon)
     assert poll(lambda: site.hits("/alpha") >= 1, timeout=20), "\n".join(daemon.lines)
 
@@ -294,16 +249,16 @@ def test_sigterm_mid_check_finishes_the_check_and_exits_0(
 
 
 def test_a_restart_does_not_recheck_a_source_checked_a_moment_ago(
-        tmp_path: Path, site: Site, sqlite_url: str, daemons: list[Daemon]) -> None:
+        tmp_path: Path, site: Site, sqlite_url: str, daemons: list[ServiceProcess]) -> None:
     site.set("/alpha", PAGE)
     path = tmp_path / "watchlist.yaml"
     path.write_text(watchlist_text(site, "alpha", every="1h"))
-    first = Daemon(tmp_path, path, sqlite_url)
+    first = ServiceProcess(path, sqlite_url, tmp_path)
     daemons.append(first)
     first.wait_for_line(r"source=alpha outcome=baseline")
     assert first.terminate() == 0
 
-    second = Daemon(tmp_path, path, sqlite_url)
+    second = ServiceProcess(path, sqlite_url, tmp_path)
     daemons.append(second)
     planned = second.wait_for_line(r"next check of alpha at (\S+ \S+) UTC")
     assert second.terminate() == 0
