@@ -7,6 +7,7 @@ folded to one line so a page cannot inject mail headers.
 from __future__ import annotations
 
 import re
+from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -118,9 +119,7 @@ def _fitting(texts: Sequence[str]) -> int:
 
 def _tally(changes: Sequence[Change]) -> str:
     """'116 changes: 3 removed, 20 weakened, 93 reworded.' (most severe status first)."""
-    counts: dict[str, int] = {}
-    for change in changes:  # already most severe first
-        counts[change.status] = counts.get(change.status, 0) + 1
+    counts = Counter(change.status for change in changes)  # keeps their most-severe-first order
     parts = ", ".join(f"{count} {status.replace('_', ' ')}" for status, count in counts.items())
     return f"{len(changes)} changes: {parts}."
 
