@@ -43,7 +43,7 @@ WORKER = notify.WORKER
 LEASE_MIN = timedelta(seconds=30)
 """A lease lasts 10 timeouts (a check makes a few requests) but at least this long: a replica
 killed mid-check holds its sources for that long, and a check outliving its lease is fenced out
-at commit (``_locked_state``), so a short floor costs at most a repeated fetch."""
+at commit (``store.lock_state``), so a short floor costs at most a repeated fetch."""
 
 
 @dataclass(frozen=True)
@@ -182,12 +182,12 @@ def renormalise(watchlist: Watchlist, *, engine: Engine) -> int:
             except NormaliseError as exc:
                 logger.warning("source=%s cannot renormalise: %s", source.id, exc)
                 continue
-            version = _version(s, source, current.snapshot_id, document, current.url,
-                               current.fetched_at)
-            state.version_id, state.config_hash = version.id, config_hash(source)
+            version_id = store.add_version(s, _version_row(
+                source, document, current.url, current.fetched_at, current.snapshot_id))
+            state.version_id, state.config_hash = version_id, config_hash(source)
             s.add(state)
             s.commit()
-            rebuilt += version.id != current.id
+            rebuilt += version_id != current.id
     return rebuilt
 
 
@@ -295,16 +295,11 @@ def _result_from(s: Session, version: Version) -> FetchResult:
 # --- Persisting: one transaction per check -----------------------------------------------------
 
 
-def _locked_state(s: Session, run: Run) -> SourceState | None:
-    """Re-assert our lease as the transaction's first write, then read the state fresh. None:
-    our lease expired and another worker took over. The caller's commit releases the lease."""
-    if not store.hold_lease(s, run.source.id, run.worker):
-        return None
-    return s.get(SourceState, run.source.id, populate_existing=True)
-
-
-def _release(state: SourceState) -> None:
+def _saved_released(s: Session, state: SourceState) -> None:
+    """Write back the state ``store.lock_state`` read, with the lease released: the caller's
+    commit stores the check and frees the source at once."""
     state.lease_owner, state.lease_expires_at = None, None
+    store.save_state(s, state)
 
 
 def _lost_lease(run: Run) -> CheckSummary:
@@ -318,15 +313,14 @@ def _record_quiet(run: Run, result: FetchResult, outcome: str) -> CheckSummary:
             or _new_document(result, run.state)):
         return _record_routine(run, result, outcome)
     with store.session(run.engine) as s:
-        state = _locked_state(s, run)
+        state = store.lock_state(s, run.source.id, run.worker)
         if state is None:
             return _lost_lease(run)
         check = _add_check(s, run, result, outcome, version_id=state.version_id)
         _succeeded(s, run, state, result, check)
         if not result.not_modified:
             state.raw_sha256, state.config_hash = store.sha256(result.body), config_hash(run.source)
-        _release(state)
-        s.add(state)
+        _saved_released(s, state)
         s.commit()
     return CheckSummary(run.source.id, outcome, 0, None, check.duration_ms)
 
@@ -351,37 +345,43 @@ def _record_routine(run: Run, result: FetchResult, outcome: str) -> CheckSummary
 def _record_version(run: Run, result: FetchResult, document: Document, previous: Version | None,
                     findings: Sequence[Finding], *, same_text: bool = False) -> CheckSummary:
     """A new text (or, with ``same_text``, new findings on the current one): store the snapshot,
-    the version, the changes and their alert, all at once."""
+    the version, the changes and their alert, all at once.
+
+    Everything that costs CPU (compressing, hashing, rendering) is done before the transaction:
+    on SQLite a writer holds the whole database's lock until it commits."""
     outcome = "unchanged" if same_text else "changed" if previous else "baseline"
+    new_text = not (same_text and previous)  # an unchanged text adds no snapshot and no version
+    packed = store.pack_snapshot(result.body, result.media_type, result.fetched_at,
+                                 result.charset) if new_text else None
+    version_row = _version_row(run.source, document, result.url, result.fetched_at) \
+        if new_text else {}
+    changes = [_change(run, f, previous, result) for f in findings]
+    subject = render.changes_subject(changes, run.source) if changes else ""
+    source_config = config_hash(run.source)
     with store.session(run.engine) as s:
-        state = _locked_state(s, run)
+        state = store.lock_state(s, run.source.id, run.worker)
         if state is None:
             return _lost_lease(run)
-        if same_text and previous:  # an unchanged text adds no snapshot and no version
-            version = previous
-            snapshot_id, digest = previous.snapshot_id, _snapshot_sha(s, previous)
+        if packed is not None:
+            snapshot_id, digest = store.store_snapshot(s, packed), packed["sha256"]
+            version_id = store.add_version(s, version_row | {"snapshot_id": snapshot_id})
         else:
-            snapshot = store.store_snapshot(s, result.body, result.media_type,
-                                            result.fetched_at, result.charset)
-            snapshot_id, digest = snapshot.id or 0, snapshot.sha256
-            version = _version(s, run.source, snapshot_id, document, result.url,
-                               result.fetched_at)
-        check = _add_check(s, run, result, outcome, version_id=version.id,
+            assert previous is not None and previous.id is not None
+            snapshot_id, digest = previous.snapshot_id, _snapshot_sha(s, previous)
+            version_id = previous.id
+        check = _add_check(s, run, result, outcome, version_id=version_id,
                            snapshot_id=snapshot_id)
-        old_digest = _snapshot_sha(s, previous) if previous and findings else None
-        changes = [_change(run, check, f, previous, old_digest, version, digest, result)
-                   for f in findings]
         if changes:
-            subject = render.changes_subject(changes, run.source)
+            old_digest = _snapshot_sha(s, previous) if previous else None
             alert = _add_alert(s, run, "changes", subject, None, check)
             for change in changes:
-                change.alert_id = alert.id
+                change.alert_id, change.check_id, change.new_version_id = (
+                    alert.id, check.id, version_id)
+                change.old_snapshot, change.new_snapshot = old_digest, digest
                 s.add(change)
         _succeeded(s, run, state, result, check)
-        state.version_id = version.id
-        state.raw_sha256, state.config_hash = digest, config_hash(run.source)
-        _release(state)
-        s.add(state)
+        state.version_id, state.raw_sha256, state.config_hash = version_id, digest, source_config
+        _saved_released(s, state)
         s.commit()
     ops.observe_changes(change.status for change in changes)
     return CheckSummary(run.source.id, outcome, len(changes), None, check.duration_ms)
@@ -391,15 +391,14 @@ def _record_failure(run: Run, error: SourceError) -> CheckSummary:
     """A failed check: a health event that never touches the commitments or the current version."""
     message = f"{error.kind}: {error}"
     with store.session(run.engine) as s:
-        state = _locked_state(s, run)
+        state = store.lock_state(s, run.source.id, run.worker)
         if state is None:
             return _lost_lease(run)
-        check = Check(source_id=run.source.id, started_at=run.started_at,
-                      duration_ms=run.elapsed_ms(), url=state.url or run.source.url,
-                      http_status=getattr(error, "status", None), outcome="failed",
-                      error_kind=error.kind, error=str(error))
-        s.add(check)
-        s.flush()
+        check = store.add_check(s, {
+            "source_id": run.source.id, "started_at": run.started_at,
+            "duration_ms": run.elapsed_ms(), "url": state.url or run.source.url,
+            "http_status": getattr(error, "status", None), "bytes": 0, "outcome": "failed",
+            "error_kind": error.kind, "error": str(error)})
         state.failing_streak += 1
         state.failing_since = state.failing_since or run.started_at
         state.last_checked_at, state.last_outcome, state.last_error = (
@@ -411,8 +410,7 @@ def _record_failure(run: Run, error: SourceError) -> CheckSummary:
                        f"{state.failing_streak} checks in a row failed since "
                        f"{render.when(state.failing_since)}. Last error: {message}", check)
             state.health_alerted = True
-        _release(state)
-        s.add(state)
+        _saved_released(s, state)
         s.commit()
     return CheckSummary(run.source.id, "failed", 0, message, check.duration_ms)
 
@@ -445,13 +443,11 @@ def _new_document(result: FetchResult, state: SourceState) -> bool:
 
 def _add_check(s: Session, run: Run, result: FetchResult, outcome: str, *,
                version_id: int | None, snapshot_id: int | None = None) -> Check:
-    check = Check(source_id=run.source.id, started_at=run.started_at,
-                  duration_ms=run.elapsed_ms(), url=result.url, http_status=result.status,
-                  bytes=len(result.body), outcome=outcome, snapshot_id=snapshot_id,
-                  version_id=version_id)
-    s.add(check)
-    s.flush()
-    return check
+    return store.add_check(s, {
+        "source_id": run.source.id, "started_at": run.started_at,
+        "duration_ms": run.elapsed_ms(), "url": result.url, "http_status": result.status,
+        "bytes": len(result.body), "outcome": outcome, "snapshot_id": snapshot_id,
+        "version_id": version_id})
 
 
 def _add_alert(s: Session, run: Run, kind: str, subject: str, detail: str | None,
@@ -462,22 +458,12 @@ def _add_alert(s: Session, run: Run, kind: str, subject: str, detail: str | None
                             now=run.started_at)
 
 
-def _version(s: Session, source: Source, snapshot_id: int, document: Document, url: str,
-             fetched_at: datetime) -> Version:
-    """The stored version with this text, or a new one (a page can return to an old text)."""
-    digest = store.sha256(document.text)
-    existing = s.exec(select(Version).where(Version.source_id == source.id,
-                                            Version.text_sha256 == digest,
-                                            Version.normaliser_version == NORMALISER_VERSION)
-                      ).first()
-    if existing is not None:
-        return existing
-    version = Version(source_id=source.id, snapshot_id=snapshot_id, text=document.text,
-                      text_sha256=digest, normaliser_version=NORMALISER_VERSION, url=url,
-                      fetched_at=fetched_at)
-    s.add(version)
-    s.flush()
-    return version
+def _version_row(source: Source, document: Document, url: str, fetched_at: datetime,
+                 snapshot_id: int | None = None) -> dict[str, object]:
+    """A version row for ``store.add_version`` (which finds the row when the text is not new)."""
+    return {"source_id": source.id, "snapshot_id": snapshot_id, "text": document.text,
+            "text_sha256": store.sha256(document.text), "normaliser_version": NORMALISER_VERSION,
+            "url": url, "fetched_at": fetched_at}
 
 
 def _snapshot_sha(s: Session, version: Version) -> str:
@@ -485,16 +471,15 @@ def _snapshot_sha(s: Session, version: Version) -> str:
     return s.exec(select(Snapshot.sha256).where(Snapshot.id == version.snapshot_id)).one()
 
 
-def _change(run: Run, check: Check, finding: Finding, previous: Version | None,
-            old_snapshot: str | None, version: Version, snapshot: str,
+def _change(run: Run, finding: Finding, previous: Version | None,
             result: FetchResult) -> Change:
+    """A change row, but for the ids and digests the check's transaction fills in."""
     return Change(
-        source_id=run.source.id, check_id=check.id, commitment_id=finding.commitment_id,
+        source_id=run.source.id, commitment_id=finding.commitment_id,
         commitment_title=finding.commitment_title, key=finding.key, status=finding.status,
         reason=finding.reason, before=finding.before, after=finding.after,
         diff=json.dumps([list(pair) for pair in finding.diff]),
         section_before=finding.section_before, section_after=finding.section_after,
-        old_version_id=previous.id if previous else None, new_version_id=version.id,
-        old_snapshot=old_snapshot, new_snapshot=snapshot,
+        old_version_id=previous.id if previous else None,
         old_fetched_at=previous.fetched_at if previous else None,
         new_fetched_at=result.fetched_at, url=result.url, detected_at=run.started_at)

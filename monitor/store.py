@@ -35,7 +35,6 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Engine
-from sqlalchemy.orm import defer
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
 
 DEFAULT_DATABASE_URL = "sqlite:///state/monitor.db"
@@ -289,19 +288,30 @@ def sha256(data: bytes | str) -> str:
     return hashlib.sha256(data.encode() if isinstance(data, str) else data).hexdigest()
 
 
-def store_snapshot(session: Session, body: bytes, media_type: str, at: datetime,
-                   charset: str | None = None) -> Snapshot:
-    """Store raw bytes once per sha256; concurrent checks storing the same bytes both succeed."""
-    digest = sha256(body)
-    session.execute(
-        _insert(session.get_bind(), Snapshot)
-        .values(sha256=digest, media_type=media_type, charset=charset, size=len(body),
-                body=zlib.compress(body, 1), first_seen_at=at)
-        .on_conflict_do_nothing(index_elements=["sha256"])
-    )
-    # Read back without the compressed body: the caller needs the row's id, not its bytes.
-    return session.exec(select(Snapshot).where(Snapshot.sha256 == digest)
-                        .options(defer(Snapshot.body))).one()  # type: ignore[arg-type]
+def pack_snapshot(body: bytes, media_type: str, at: datetime,
+                  charset: str | None = None) -> dict[str, Any]:
+    """A snapshot row ready to insert: hashed and compressed before any transaction starts, so
+    a writer never holds the database's write lock while it compresses."""
+    return {"sha256": sha256(body), "media_type": media_type, "charset": charset,
+            "size": len(body), "body": zlib.compress(body, 1), "first_seen_at": at}
+
+
+def store_snapshot(session: Session, packed: dict[str, Any]) -> int:
+    """Store raw bytes once per sha256 and return the row's id; concurrent checks storing the
+    same bytes both succeed (the second finds the first's row)."""
+    inserted = session.execute(_insert_new(session, Snapshot), packed).scalar()
+    if inserted is not None:
+        return int(inserted)
+    return int(session.execute(_SNAPSHOT_ID, {"sha": packed["sha256"]}).scalar_one())
+
+
+def add_version(session: Session, values: dict[str, Any]) -> int:
+    """The id of this source's version with this text (a page can return to an old text), a new
+    row when there is none."""
+    inserted = session.execute(_insert_new(session, Version), values).scalar()
+    if inserted is not None:
+        return int(inserted)
+    return int(session.execute(_VERSION_ID, values).scalar_one())
 
 
 def snapshot_body(snapshot: Snapshot) -> bytes:
@@ -313,6 +323,30 @@ def _insert(bind: Engine | Connection,
     """An INSERT that knows ON CONFLICT DO NOTHING, in the dialect of the database at hand."""
     dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
     return dialect.insert(table)
+
+
+def _insert_new(session: Session, table: type[SQLModel]) -> Any:
+    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, on the table's unique key (built once
+    per dialect: a check's record runs it for its snapshot and its version)."""
+    dialect = session.get_bind().dialect.name
+    statement = _INSERT_NEW.get((dialect, table.__name__))
+    if statement is None:
+        key = ["sha256"] if table is Snapshot else ["source_id", "text_sha256",
+                                                     "normaliser_version"]
+        statement = (_insert(session.get_bind(), table)
+                     .on_conflict_do_nothing(index_elements=key)
+                     .returning(table.__table__.c.id))  # type: ignore[attr-defined]
+        _INSERT_NEW[(dialect, table.__name__)] = statement
+    return statement
+
+
+_INSERT_NEW: dict[tuple[str, str], Any] = {}
+_SNAPSHOT_ID = (select(Snapshot.id)  # type: ignore[call-overload]
+                .where(Snapshot.sha256 == bindparam("sha")))
+_VERSION_ID = (select(Version.id)  # type: ignore[call-overload]
+               .where(Version.source_id == bindparam("source_id"),
+                      Version.text_sha256 == bindparam("text_sha256"),
+                      Version.normaliser_version == bindparam("normaliser_version")))
 
 
 # --- Leases ------------------------------------------------------------------------------------
@@ -330,7 +364,11 @@ _CLAIM = (update(_STATE)
 _HELD = update(_STATE).where(_STATE.c.source_id == bindparam("sid"),
                              _STATE.c.lease_owner == bindparam("worker"))
 """SET comes from the execute parameters: an update that does nothing unless the lease is ours."""
+_LOCK = _HELD.returning(*_STATE.c)
+_STATE_COLUMNS = [column.name for column in _STATE.c if column.name != "source_id"]
+_SAVE_STATE = update(_STATE).where(_STATE.c.source_id == bindparam("sid"))
 _CHECK = insert(Check.__table__)  # type: ignore[attr-defined]
+_ADD_CHECK = _CHECK.returning(_CHECK.table.c.id)
 
 
 def acquire_lease(engine: Engine, source_id: str, *, worker: str, now: datetime,
@@ -358,11 +396,25 @@ def release_lease(engine: Engine, source_id: str, *, worker: str) -> None:
                              "lease_expires_at": None})
 
 
-def hold_lease(session: Session, source_id: str, worker: str) -> bool:
+def lock_state(session: Session, source_id: str, worker: str) -> SourceState | None:
     """Re-assert our lease as a transaction's first write (it locks the row, or on SQLite the
-    database). False: the lease expired and another worker took the source over."""
-    held = {"sid": source_id, "worker": worker, "lease_owner": worker}
-    return session.execute(_HELD, held).rowcount == 1
+    database) and read the source's state fresh in the same statement. None: the lease expired
+    and another worker took the source over. Write the state back with ``save_state``."""
+    row = session.execute(_LOCK, {"sid": source_id, "worker": worker,
+                                  "lease_owner": worker}).first()
+    return SourceState(**row._mapping) if row is not None else None
+
+
+def save_state(session: Session, state: SourceState) -> None:
+    """Write back a state read by ``lock_state`` (the caller holds its lease)."""
+    values = {column: getattr(state, column) for column in _STATE_COLUMNS}
+    session.execute(_SAVE_STATE, {"sid": state.source_id, **values})
+
+
+def add_check(session: Session, values: dict[str, Any]) -> Check:
+    """Insert one check row; returns it with its id (not attached to the session)."""
+    check_id = session.execute(_ADD_CHECK, values).scalar_one()
+    return Check(id=check_id, **values)
 
 
 def record_quiet_check(engine: Engine, worker: str, state: dict[str, Any],

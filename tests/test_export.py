@@ -24,12 +24,13 @@ def add_version(engine: Engine, source_id: str, n: int, at: datetime,
     raw = PAGE.format(n).encode() if media_type == "text/html" else b"%PDF-1.7 fake " + bytes([n])
     text = f"# Policy\nWe will publish a Risk Report every {n} months."
     with store.session(engine) as session:
-        snapshot = store.store_snapshot(session, raw, media_type, at)
-        session.add(store.Version(source_id=source_id, snapshot_id=snapshot.id, text=text,
+        packed = store.pack_snapshot(raw, media_type, at)
+        snapshot_id = store.store_snapshot(session, packed)
+        session.add(store.Version(source_id=source_id, snapshot_id=snapshot_id, text=text,
                                   text_sha256=store.sha256(text), normaliser_version=1,
                                   url=f"https://example.org/{source_id}", fetched_at=at))
         session.commit()
-        return snapshot.sha256
+        return str(packed["sha256"])
 
 
 @pytest.fixture

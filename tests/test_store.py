@@ -20,14 +20,16 @@ SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
 def test_identical_raw_bytes_are_stored_once_and_read_back_intact(engine: Engine) -> None:
     body = b"<html><body><p>We will not deploy unsafe models.</p></body></html>" * 50
     with store.session(engine) as s:
-        first = store.store_snapshot(s, body, "text/html", T0)
-        again = store.store_snapshot(s, body, "text/html", T0 + timedelta(hours=1))
+        first_id = store.store_snapshot(s, store.pack_snapshot(body, "text/html", T0))
+        again_id = store.store_snapshot(
+            s, store.pack_snapshot(body, "text/html", T0 + timedelta(hours=1)))
         s.commit()
-        assert first.id == again.id
-        assert first.size == len(body)
-        assert len(first.body) < len(body)  # compressed at rest
-        assert store.snapshot_body(first) == body
-        assert again.first_seen_at == T0
+        assert first_id == again_id
+        snapshot = s.get(store.Snapshot, first_id)
+        assert snapshot is not None and snapshot.size == len(body)
+        assert len(snapshot.body) < len(body)  # compressed at rest
+        assert store.snapshot_body(snapshot) == body
+        assert snapshot.first_seen_at == T0  # the first sighting is kept
 
 
 def test_snapshot_dedupe_survives_two_writers_at_once(engine: Engine) -> None:
@@ -38,7 +40,7 @@ def test_snapshot_dedupe_survives_two_writers_at_once(engine: Engine) -> None:
     def write() -> None:
         barrier.wait()
         with store.session(engine) as s:
-            ids.append(store.store_snapshot(s, body, "text/plain", T0).id)
+            ids.append(store.store_snapshot(s, store.pack_snapshot(body, "text/plain", T0)))
             s.commit()
 
     threads = [threading.Thread(target=write) for _ in range(2)]
@@ -146,12 +148,12 @@ def test_removed_sentences_remember_what_was_reported_removed(engine: Engine) ->
 @SQLITE_ONLY
 def test_history_lists_checks_and_versions_newest_first(engine: Engine) -> None:
     with store.session(engine) as s:
-        snap = store.store_snapshot(s, b"v1", "text/html", T0)
+        snapshot_id = store.store_snapshot(s, store.pack_snapshot(b"v1", "text/html", T0))
         for hours in (0, 6):
             s.add(Check(source_id="a", started_at=T0 + timedelta(hours=hours), url="u",
                         outcome="unchanged"))
         for n, text in enumerate(("one", "two")):
-            s.add(Version(source_id="a", snapshot_id=snap.id or 0, text=text,
+            s.add(Version(source_id="a", snapshot_id=snapshot_id, text=text,
                           text_sha256=store.sha256(text), normaliser_version=1, url="u",
                           fetched_at=T0 + timedelta(hours=n)))
         s.commit()

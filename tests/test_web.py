@@ -95,8 +95,10 @@ def record_history(engine: Engine) -> History:
     """Two versions of Acme's policy with three changes, a failing Globex source with one older
     change, and Initech never checked: what a few weeks of monitoring leave in the store."""
     with store.session(engine) as s:
-        old = store.store_snapshot(s, V1_HTML, "text/html", T0)
-        new = store.store_snapshot(s, V2_HTML, "text/html", T1)
+        old = s.get(store.Snapshot, store.store_snapshot(
+            s, store.pack_snapshot(V1_HTML, "text/html", T0)))
+        new = s.get(store.Snapshot, store.store_snapshot(
+            s, store.pack_snapshot(V2_HTML, "text/html", T1)))
         v1 = Version(source_id="acme-policy", snapshot_id=old.id, text="## Data\nWe will never "
                      "sell your data.", text_sha256="a" * 64, normaliser_version=1, url=URL,
                      fetched_at=T0)
