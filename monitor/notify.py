@@ -23,7 +23,6 @@ from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import unquote, urlsplit
 
-import apprise
 from sqlalchemy import and_, or_, update
 from sqlalchemy.engine import Engine
 from sqlalchemy.sql.elements import ColumnElement
@@ -67,6 +66,8 @@ class Target:
 
     @property
     def label(self) -> str:
+        import apprise  # loaded when first needed: it costs 0.2 s, and a quiet check never is
+
         service = apprise.Apprise.instantiate(self.url)
         return service.url(privacy=True) if service else self.opaque
 
@@ -150,6 +151,8 @@ def send(target: Target, message: Message) -> None:
     if unset:
         raise DeliveryError(f"{target.channel}: a {target.opaque} URL uses {unset}, which is not "
                             "set; export it and restart", permanent=True)
+    import apprise
+
     _capture_apprise_details()
     app = apprise.Apprise()
     if not app.add(target.url):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
 from datetime import timedelta
 from pathlib import Path
 from textwrap import dedent
@@ -250,3 +252,20 @@ def test_the_readme_watchlist_example_is_valid() -> None:
     example = section.split("```yaml\n", 1)[1].split("```", 1)[0]
     loaded = watchlist.parse(example, name="README.md", environ=EXAMPLE_ENV)
     assert loaded.source("anthropic-rsp").commitments[0].id == "pause-if-unsafe"
+
+
+def test_every_scheme_checked_without_apprise_is_one_apprise_knows() -> None:
+    from apprise import NotificationManager
+
+    assert not watchlist.COMMON_SCHEMES - set(NotificationManager().schemas())
+
+
+def test_a_watchlist_of_common_schemes_loads_without_importing_apprise(tmp_path: Path) -> None:
+    """Loading apprise's plugins costs 0.3-0.5 s on every command, a quiet check included."""
+    path = tmp_path / "watchlist.yaml"
+    path.write_text(GOOD)
+    code = ("import sys; from monitor import cli, watchlist; watchlist.load(sys.argv[1]); "
+            "print(sorted(m for m in sys.modules if m.split('.')[0] == 'apprise'))")
+    loaded = subprocess.run([sys.executable, "-c", code, str(path)], capture_output=True,
+                            text=True, check=True).stdout
+    assert loaded.strip() == "[]"
