@@ -15,6 +15,7 @@ error text is scrubbed of every secret before it is stored or logged.
 
 from __future__ import annotations
 
+import functools
 import logging
 import os
 import socket
@@ -64,9 +65,14 @@ class Target:
         """Identifies the target in rows without any secret; stable when a secret rotates."""
         return store.sha256(f"{self.channel}\n{self.written}")
 
-    @property
+    @functools.cached_property
     def label(self) -> str:
-        import apprise  # loaded when first needed: it costs 0.2 s, and a quiet check never is
+        """apprise's privacy-masked form of the URL, safe to show and to store.
+
+        Resolved once per target; apprise is imported on first use (loading its ~260 plugins
+        costs 0.2-0.5 s, which a quiet check never needs), so ``pipeline`` resolves labels
+        before it takes the database's write lock."""
+        import apprise
 
         service = apprise.Apprise.instantiate(self.url)
         return service.url(privacy=True) if service else self.opaque
@@ -104,7 +110,8 @@ def channel_targets(watchlist: Watchlist, channel: str) -> list[Target]:
 
 
 def targets(watchlist: Watchlist, source: Source) -> list[Target]:
-    """Every target of every channel of a source, each URL once even if two channels share it."""
+    """Every target of every channel of a source, each URL once even if two channels share it,
+    with its label resolved (callers store alerts inside a write transaction)."""
     seen: set[str] = set()
     result = []
     for channel in watchlist.channels_for(source):
@@ -112,6 +119,8 @@ def targets(watchlist: Watchlist, source: Source) -> list[Target]:
             if target.written not in seen:
                 seen.add(target.written)
                 result.append(target)
+    for target in result:
+        _ = target.label
     return result
 
 
@@ -151,7 +160,7 @@ def send(target: Target, message: Message) -> None:
     if unset:
         raise DeliveryError(f"{target.channel}: a {target.opaque} URL uses {unset}, which is not "
                             "set; export it and restart", permanent=True)
-    import apprise
+    import apprise  # on first use, as in Target.label
 
     _capture_apprise_details()
     app = apprise.Apprise()

@@ -295,7 +295,7 @@ def _result_from(s: Session, version: Version) -> FetchResult:
 # --- Persisting: one transaction per check -----------------------------------------------------
 
 
-def _saved_released(s: Session, state: SourceState) -> None:
+def _save_released(s: Session, state: SourceState) -> None:
     """Write back the state ``store.lock_state`` read, with the lease released: the caller's
     commit stores the check and frees the source at once."""
     state.lease_owner, state.lease_expires_at = None, None
@@ -312,15 +312,16 @@ def _record_quiet(run: Run, result: FetchResult, outcome: str) -> CheckSummary:
     if not (run.state.health_alerted or run.state.failing_streak
             or _new_document(result, run.state)):
         return _record_routine(run, result, outcome)
+    to = notify.targets(run.watchlist, run.source)  # a recovery or new-version alert is due
     with store.session(run.engine) as s:
         state = store.lock_state(s, run.source.id, run.worker)
         if state is None:
             return _lost_lease(run)
         check = _add_check(s, run, result, outcome, version_id=state.version_id)
-        _succeeded(s, run, state, result, check)
+        _succeeded(s, run, state, result, check, to)
         if not result.not_modified:
             state.raw_sha256, state.config_hash = store.sha256(result.body), config_hash(run.source)
-        _saved_released(s, state)
+        _save_released(s, state)
         s.commit()
     return CheckSummary(run.source.id, outcome, 0, None, check.duration_ms)
 
@@ -357,6 +358,8 @@ def _record_version(run: Run, result: FetchResult, document: Document, previous:
         if new_text else {}
     changes = [_change(run, f, previous, result) for f in findings]
     subject = render.changes_subject(changes, run.source) if changes else ""
+    to = notify.targets(run.watchlist, run.source) if changes or _announces(run.state, result) \
+        else []
     source_config = config_hash(run.source)
     with store.session(run.engine) as s:
         state = store.lock_state(s, run.source.id, run.worker)
@@ -365,23 +368,23 @@ def _record_version(run: Run, result: FetchResult, document: Document, previous:
         if packed is not None:
             snapshot_id, digest = store.store_snapshot(s, packed), packed["sha256"]
             version_id = store.add_version(s, version_row | {"snapshot_id": snapshot_id})
+            old_digest = _snapshot_sha(s, previous) if previous and changes else None
         else:
             assert previous is not None and previous.id is not None
             snapshot_id, digest = previous.snapshot_id, _snapshot_sha(s, previous)
-            version_id = previous.id
+            version_id, old_digest = previous.id, digest
         check = _add_check(s, run, result, outcome, version_id=version_id,
                            snapshot_id=snapshot_id)
         if changes:
-            old_digest = _snapshot_sha(s, previous) if previous else None
-            alert = _add_alert(s, run, "changes", subject, None, check)
+            alert = _add_alert(s, run, "changes", subject, None, check, to)
             for change in changes:
                 change.alert_id, change.check_id, change.new_version_id = (
                     alert.id, check.id, version_id)
                 change.old_snapshot, change.new_snapshot = old_digest, digest
                 s.add(change)
-        _succeeded(s, run, state, result, check)
+        _succeeded(s, run, state, result, check, to)
         state.version_id, state.raw_sha256, state.config_hash = version_id, digest, source_config
-        _saved_released(s, state)
+        _save_released(s, state)
         s.commit()
     ops.observe_changes(change.status for change in changes)
     return CheckSummary(run.source.id, outcome, len(changes), None, check.duration_ms)
@@ -390,6 +393,9 @@ def _record_version(run: Run, result: FetchResult, document: Document, previous:
 def _record_failure(run: Run, error: SourceError) -> CheckSummary:
     """A failed check: a health event that never touches the commitments or the current version."""
     message = f"{error.kind}: {error}"
+    threshold = run.watchlist.defaults.failures_before_alert
+    alerts = run.state.failing_streak + 1 >= threshold and not run.state.health_alerted
+    to = notify.targets(run.watchlist, run.source) if alerts else []
     with store.session(run.engine) as s:
         state = store.lock_state(s, run.source.id, run.worker)
         if state is None:
@@ -403,37 +409,42 @@ def _record_failure(run: Run, error: SourceError) -> CheckSummary:
         state.failing_since = state.failing_since or run.started_at
         state.last_checked_at, state.last_outcome, state.last_error = (
             run.started_at, "failed", message)
-        if state.failing_streak >= run.watchlist.defaults.failures_before_alert \
-                and not state.health_alerted:
+        if state.failing_streak >= threshold and not state.health_alerted:
             _add_alert(s, run, "health_failing",
                        render.health_subject("health_failing", run.source, error.kind),
                        f"{state.failing_streak} checks in a row failed since "
-                       f"{render.when(state.failing_since)}. Last error: {message}", check)
+                       f"{render.when(state.failing_since)}. Last error: {message}", check, to)
             state.health_alerted = True
-        _saved_released(s, state)
+        _save_released(s, state)
         s.commit()
     return CheckSummary(run.source.id, "failed", 0, message, check.duration_ms)
 
 
-def _succeeded(s: Session, run: Run, state: SourceState, result: FetchResult,
-               check: Check) -> None:
+def _succeeded(s: Session, run: Run, state: SourceState, result: FetchResult, check: Check,
+               to: Sequence[notify.Target]) -> None:
     """Update the source's memory after a successful fetch; report a recovery once, and a
     document that `follow` found at a new address (even when its text is the same)."""
     if state.version_id and _new_document(result, state):
         _add_alert(s, run, "new_version", render.health_subject(
             "new_version", run.source, "new version published"),
-            f"A new version was published at {result.url} (it was {state.url}).", check)
+            f"A new version was published at {result.url} (it was {state.url}).", check, to)
     if state.health_alerted:
         _add_alert(s, run, "health_recovered",
                    render.health_subject("health_recovered", run.source, "checks succeed again"),
                    f"Checks succeed again after {state.failing_streak} failures in a row since "
-                   f"{render.when(state.failing_since)} (last error: {state.last_error}).", check)
+                   f"{render.when(state.failing_since)} (last error: {state.last_error}).", check,
+                   to)
     state.failing_streak, state.failing_since, state.health_alerted = 0, None, False
     state.last_checked_at, state.last_outcome, state.last_error = (
         run.started_at, check.outcome, None)
     state.url = result.url
     if not result.not_modified:
         state.etag, state.last_modified = result.etag, result.last_modified
+
+
+def _announces(state: SourceState, result: FetchResult) -> bool:
+    """Whether ``_succeeded`` will add an alert: a recovery, or a new document."""
+    return state.health_alerted or bool(state.version_id and _new_document(result, state))
 
 
 def _new_document(result: FetchResult, state: SourceState) -> bool:
@@ -451,10 +462,13 @@ def _add_check(s: Session, run: Run, result: FetchResult, outcome: str, *,
 
 
 def _add_alert(s: Session, run: Run, kind: str, subject: str, detail: str | None,
-               check: Check) -> Alert:
+               check: Check, to: Sequence[notify.Target]) -> Alert:
+    """Store an alert for the targets the caller resolved before its transaction began (a
+    label may load apprise's plugins: 0.2-0.5 s that must not hold the write lock). Resolving
+    them here is only a safety net, for an alert the state read at the lease did not foresee."""
     alert = Alert(source_id=run.source.id, check_id=check.id, kind=kind, subject=subject,
                   detail=detail, created_at=run.started_at)
-    return notify.add_alert(s, alert, notify.targets(run.watchlist, run.source),
+    return notify.add_alert(s, alert, to or notify.targets(run.watchlist, run.source),
                             now=run.started_at)
 
 

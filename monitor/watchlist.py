@@ -496,15 +496,15 @@ def _check_channel_urls(data: Mapping[str, Any], lines: Mapping[Loc, int],
                         name: str) -> list[Problem]:
     """A URL apprise has no plugin for would fail at the first alert; say so now. Only the
     scheme is named in the message: the rest of the URL may hold credentials."""
-    urls = [(channel, i, _scheme(url)) for channel, i, url in _channel_urls(data)]
-    if all(scheme in COMMON_SCHEMES for _, _, scheme in urls):
+    schemes = [(channel, i, _scheme(url)) for channel, i, url in _channel_urls(data)]
+    if all(scheme in COMMON_SCHEMES for _, _, scheme in schemes):
         return []
     from apprise import NotificationManager  # imported here: it loads ~260 plugins
 
-    schemes = set(NotificationManager().schemas())
+    known = set(NotificationManager().schemas())
     problems = []
-    for channel, i, scheme in urls:
-        if scheme not in schemes:
+    for channel, i, scheme in schemes:
+        if scheme not in known:
             shown = f"scheme {scheme!r}" if scheme else "no 'scheme://'"
             problems.append(Problem(name, _line(("channels", channel, i), lines),
                                     f"channel {channel!r} URL #{i + 1} has {shown}, which apprise "
@@ -514,4 +514,5 @@ def _check_channel_urls(data: Mapping[str, Any], lines: Mapping[Loc, int],
 
 
 def _scheme(url: str) -> str:
+    """"mailtos" of "mailtos://...", lower-cased; "" when the URL has none."""
     return url.partition("://")[0].lower() if "://" in url else ""

@@ -3,6 +3,7 @@ SMTP server receives the alerts, on SQLite and PostgreSQL. Time is injected; not
 
 from __future__ import annotations
 
+import functools
 import json
 import os
 import signal
@@ -286,6 +287,42 @@ def test_failures_alert_once_at_the_threshold_and_once_on_recovery(engine, site,
     with store.session(engine) as s:
         state = s.get(SourceState, "acme-usage")
     assert state is not None and (state.failing_streak, state.health_alerted) == (0, False)
+
+
+@SQLITE_ONLY
+def test_alert_targets_are_resolved_before_the_write_lock_is_taken(engine, site, smtp, clock,
+                                                                  monkeypatch) -> None:
+    """A target's label may load apprise's ~260 plugins (0.2-0.5 s): on SQLite, doing that
+    inside the record's transaction would stall every other check's write."""
+    events: list[str] = []
+    label = notify.Target.label.func  # type: ignore[attr-defined]
+    lock_state = store.lock_state
+
+    def resolving(target: notify.Target) -> str:
+        events.append("label")
+        return label(target)
+
+    def locking(*args, **kwargs):  # type: ignore[no-untyped-def]
+        events.append("lock")
+        return lock_state(*args, **kwargs)
+
+    cached = functools.cached_property(resolving)
+    cached.__set_name__(notify.Target, "label")
+    monkeypatch.setattr(notify.Target, "label", cached)
+    monkeypatch.setattr(store, "lock_state", locking)
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)  # failures_before_alert=2
+    check(watchlist, engine, clock)
+    labels_before_lock = []
+    for serves in (page(WEAKENED), Response("down", status=500), Response("down", status=500),
+                   page(WEAKENED)):
+        site.set("/policy", serves)
+        events.clear()
+        check(watchlist, engine, clock)
+        assert events.count("lock") == 1 and "label" not in events[events.index("lock"):], events
+        labels_before_lock.append(events.count("label"))
+    assert [a.kind for a in alerts(engine)] == ["changes", "health_failing", "health_recovered"]
+    assert labels_before_lock == [1, 0, 1, 1]  # one target; the first failure alerts nobody
 
 
 @SQLITE_ONLY
