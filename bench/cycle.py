@@ -53,6 +53,7 @@ README = BENCH / "README.md"
 URLWATCH_VENV = OUT / "urlwatch-venv"
 URLWATCH_PACKAGES = ("urlwatch==2.29", "html2text", "cssselect", "lxml")
 PASSES = {1: "first", 2: "unchanged", 3: "5% changed"}
+STAGES = ("lease", "fetch", "normalise", "detect", "store", "alert targets", "other")
 TOOLS = ("ours", "urlwatch")
 
 
@@ -74,6 +75,8 @@ class Measure:
     rows: dict[str, int] = field(default_factory=dict)
     outcomes: dict[str, tuple[int, float]] = field(default_factory=dict)
     """Per check outcome: how many, and the CPU seconds their own threads spent."""
+    stages: dict[str, dict[str, float]] = field(default_factory=dict)
+    """Per check outcome, those CPU seconds by stage (lease, fetch, normalise, detect, ...)."""
 
 
 @dataclass
@@ -256,6 +259,7 @@ def run_ours(workdir: Path, pass_no: int, limit: float) -> Measure:
                    deliver_cpu=inside["deliver_cpu"],
                    normalised=inside["normalised"], detected=inside["detected"],
                    outcomes={k: (int(v[0]), float(v[1])) for k, v in inside["outcomes"].items()},
+                   stages=inside["stages"],
                    rows={table: after[table] - before.get(table, 0) for table in after})
 
 
@@ -469,6 +473,17 @@ def per_check_ms(measures: list[Measure], outcome: str) -> float:
                   if outcome in m.outcomes else None)
 
 
+def stage_ms(measures: list[Measure], outcome: str) -> dict[str, float]:
+    """Median over runs of the mean CPU (ms) of one check with this outcome, by stage."""
+    return {stage: median(measures, lambda m, s=stage: m.stages[outcome].get(s, 0.0)
+                          / m.outcomes[outcome][0] * 1000 if outcome in m.stages else None)
+            for stage in STAGES}
+
+
+def breakdown(measures: list[Measure], outcome: str) -> str:
+    return ", ".join(f"{stage} {ms:.1f}" for stage, ms in stage_ms(measures, outcome).items())
+
+
 def render_report(setup: Setup, results: dict[tuple[int, str, int], list[Measure]],
                   timing: Timing, changed_cost: dict[int, float]) -> str:
     lines = [f"Run {datetime.now(UTC):%Y-%m-%d %H:%M} UTC on {machine()}",
@@ -530,12 +545,18 @@ def findings(setup: Setup, results: dict[tuple[int, str, int], list[Measure]], t
         edits = max(1, round(n * setup.changed))
         per_changed = per_check_ms(edited, "changed")
         floor = changed_cost[n]
+        inside = stage_ms(edited, "changed")
         lines.append(f"- N={n:,} changed pass: {per_changed:.0f} ms CPU per changed check "
                      f"(fetch, hash, normalise, detect, store) vs {floor:.0f} ms to normalise + "
                      f"detect those pages alone ({verdict(per_changed <= floor * 1.1)}; target: "
-                     f"no more than that); normalised "
+                     f"no more than that); inside the check, normalise + detect took "
+                     f"{inside['normalise'] + inside['detect']:.0f} ms; normalised "
                      f"{median(edited, lambda m: m.normalised):.0f} of {edits} edited, first "
                      f"check {per_check_ms(first, 'baseline'):.0f} ms per page")
+        lines.append(f"- N={n:,} CPU per check by stage, ms in its own thread: first check "
+                     f"({breakdown(first, 'baseline')}); 304 "
+                     f"({breakdown(unchanged, 'not_modified')}); changed "
+                     f"({breakdown(edited, 'changed')})")
         walls = [median(results[(n, "ours", p)], lambda m: m.wall) for p in PASSES]
         if n >= 1000:
             each = " / ".join(f"{wall:.1f} s ({verdict(wall < 15 * n / 1000)})" for wall in walls)
