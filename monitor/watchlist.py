@@ -232,6 +232,9 @@ def _compose(text: str, name: str) -> yaml.Node:
     return node
 
 
+STR_TAG = "tag:yaml.org,2002:str"
+
+
 class _Reader:
     """Turns a YAML node tree into plain data, remembering the line of every key and item, and
     noting duplicate keys (which PyYAML would silently resolve to the last one)."""
@@ -284,6 +287,8 @@ class _Reader:
         return result
 
     def _scalar(self, node: yaml.Node) -> Any:
+        if node.tag == STR_TAG:  # most scalars: their text is their value (5x faster)
+            return node.value
         try:
             return self._constructor.construct_object(node, deep=True)
         except yaml.YAMLError:
