@@ -22,7 +22,7 @@ from sqlalchemy.engine import Engine, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
-from monitor import __version__, demo, export, fetch, notify, ops, pipeline, scheduler, store
+from monitor import __version__, demo, export, fetch, notify, ops, pipeline, store
 from monitor import watchlist as watchlist_module
 from monitor.errors import WatchlistError
 from monitor.watchlist import Watchlist
@@ -173,6 +173,8 @@ def run(settings: Settings, metrics_port: int | None, metrics_host: str) -> None
     stopping = threading.Event()  # set by a signal, even one arriving while we start up
     for signum in (signal.SIGTERM, signal.SIGINT):
         signal.signal(signum, lambda *_: stopping.set())
+    from monitor import scheduler  # only `run` needs APScheduler
+
     engine = settings.engine()
     service = scheduler.Service(settings.watchlist_path, engine)
     try:

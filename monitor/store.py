@@ -20,7 +20,7 @@ import json
 import os
 import zlib
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import (
     Column,
@@ -33,9 +33,12 @@ from sqlalchemy import (
     or_,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
+from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+
+if TYPE_CHECKING:
+    from sqlalchemy.dialects import postgresql
 
 DEFAULT_DATABASE_URL = "sqlite:///state/monitor.db"
 
@@ -321,8 +324,11 @@ def snapshot_body(snapshot: Snapshot) -> bytes:
 def _insert(bind: Engine | Connection,
             table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that knows ON CONFLICT DO NOTHING, in the dialect of the database at hand."""
-    dialect = postgresql if bind.dialect.name == "postgresql" else sqlite
-    return dialect.insert(table)
+    if bind.dialect.name == "postgresql":
+        from sqlalchemy.dialects import postgresql  # 40 ms to import: only when it is in use
+
+        return postgresql.insert(table)
+    return sqlite.insert(table)
 
 
 def _insert_new(session: Session, table: type[SQLModel]) -> Any:
