@@ -15,6 +15,7 @@ SQLite under state/ by default; PostgreSQL when DATABASE_URL says so.
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 import os
@@ -302,7 +303,8 @@ def pack_snapshot(body: bytes, media_type: str, at: datetime,
 def store_snapshot(session: Session, packed: dict[str, Any]) -> int:
     """Store raw bytes once per sha256 and return the row's id; concurrent checks storing the
     same bytes both succeed (the second finds the first's row)."""
-    inserted = session.execute(_insert_new(session, Snapshot), packed).scalar()
+    new = _insert_new(session.get_bind().dialect.name, Snapshot, ("sha256",))
+    inserted = session.execute(new, packed).scalar()
     if inserted is not None:
         return int(inserted)
     return int(session.execute(_SNAPSHOT_ID, {"sha": packed["sha256"]}).scalar_one())
@@ -311,7 +313,9 @@ def store_snapshot(session: Session, packed: dict[str, Any]) -> int:
 def add_version(session: Session, values: dict[str, Any]) -> int:
     """The id of this source's version with this text (a page can return to an old text), a new
     row when there is none."""
-    inserted = session.execute(_insert_new(session, Version), values).scalar()
+    new = _insert_new(session.get_bind().dialect.name, Version,
+                      ("source_id", "text_sha256", "normaliser_version"))
+    inserted = session.execute(new, values).scalar()
     if inserted is not None:
         return int(inserted)
     return int(session.execute(_VERSION_ID, values).scalar_one())
@@ -324,29 +328,25 @@ def snapshot_body(snapshot: Snapshot) -> bytes:
 def _insert(bind: Engine | Connection,
             table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
     """An INSERT that knows ON CONFLICT DO NOTHING, in the dialect of the database at hand."""
-    if bind.dialect.name == "postgresql":
+    return _dialect_insert(bind.dialect.name, table)
+
+
+def _dialect_insert(dialect: str, table: type[SQLModel]) -> postgresql.Insert | sqlite.Insert:
+    if dialect == "postgresql":
         from sqlalchemy.dialects import postgresql  # 40 ms to import: only when it is in use
 
         return postgresql.insert(table)
     return sqlite.insert(table)
 
 
-def _insert_new(session: Session, table: type[SQLModel]) -> Any:
-    """INSERT ... ON CONFLICT DO NOTHING RETURNING id, on the table's unique key (built once
-    per dialect: a check's record runs it for its snapshot and its version)."""
-    dialect = session.get_bind().dialect.name
-    statement = _INSERT_NEW.get((dialect, table.__name__))
-    if statement is None:
-        key = ["sha256"] if table is Snapshot else ["source_id", "text_sha256",
-                                                     "normaliser_version"]
-        statement = (_insert(session.get_bind(), table)
-                     .on_conflict_do_nothing(index_elements=key)
-                     .returning(table.__table__.c.id))  # type: ignore[attr-defined]
-        _INSERT_NEW[(dialect, table.__name__)] = statement
-    return statement
+@functools.cache
+def _insert_new(dialect: str, table: type[SQLModel], key: tuple[str, ...]) -> Any:
+    """INSERT ... ON CONFLICT (key) DO NOTHING RETURNING id, built once per dialect and table
+    (a check's record runs it for its snapshot and its version)."""
+    return (_dialect_insert(dialect, table).on_conflict_do_nothing(index_elements=list(key))
+            .returning(table.__table__.c.id))  # type: ignore[attr-defined]
 
 
-_INSERT_NEW: dict[tuple[str, str], Any] = {}
 _SNAPSHOT_ID = (select(Snapshot.id)  # type: ignore[call-overload]
                 .where(Snapshot.sha256 == bindparam("sha")))
 _VERSION_ID = (select(Version.id)  # type: ignore[call-overload]
