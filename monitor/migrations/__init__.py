@@ -5,9 +5,8 @@ at once: each upgrade runs inside one transaction that holds the database's migr
 (a PostgreSQL advisory lock, or SQLite's write lock via BEGIN IMMEDIATE), so one process migrates
 and the others then find the schema already at head. A database already at ``HEAD_REVISION``
 is recognised by one read, without importing Alembic (0.3-0.5 s on every command). A database
-created by
-``SQLModel.metadata.create_all`` before migrations existed is stamped at the first revision
-instead of failing on "table already exists".
+created by ``SQLModel.metadata.create_all`` before migrations existed is stamped at the first
+revision instead of failing on "table already exists".
 
 Developers write a new revision after changing ``monitor/store.py`` with
 ``.venv/bin/alembic revision --autogenerate -m "what changed"`` (alembic.ini sits at the
