@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import time
+from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC, datetime
 from pathlib import Path
 
@@ -10,7 +12,7 @@ from conftest import CORPUS
 
 from monitor.errors import NormaliseError
 from monitor.fetch import FetchResult
-from monitor.normalise import NORMALISER_VERSION, Document, html, normalise
+from monitor.normalise import NORMALISER_VERSION, Document, html, normalise, pdf
 from monitor.watchlist import Source
 
 NOW = datetime(2026, 1, 1, tzinfo=UTC)
@@ -353,6 +355,28 @@ def test_pdf_re_exported_gives_the_same_text(pdf_factory) -> None:
                         producer="Other Writer 9", compress=False, width=64)
     assert again != pdf_factory(FRAMEWORK)
     assert pdf_text(again).text == FRAMEWORK_TEXT
+
+
+def test_pdfs_read_in_several_threads_never_enter_pdfium_at_once(pdf_factory,
+                                                                 monkeypatch) -> None:
+    """PDFium is not thread-safe (concurrent calls crash or corrupt the process), and the
+    checks of a watchlist normalise in a thread pool."""
+    body = pdf_factory(FRAMEWORK)
+    inside, most = [0], [0]
+    read_page = pdf._pdfium_lines
+
+    def slow_page(textpage):  # type: ignore[no-untyped-def]
+        inside[0] += 1
+        most[0] = max(most[0], inside[0])
+        time.sleep(0.02)  # lets the other threads run, as pdfium's C calls do
+        inside[0] -= 1
+        return read_page(textpage)
+
+    monkeypatch.setattr(pdf, "_pdfium_lines", slow_page)
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        texts = list(pool.map(lambda _: pdf_text(body).text, range(4)))
+    assert texts == [FRAMEWORK_TEXT] * 4
+    assert most[0] == 1
 
 
 def test_encrypted_pdf_is_a_pdf_encrypted_error(pdf_factory) -> None:

@@ -12,6 +12,7 @@ import io
 import logging
 import math
 import re
+import threading
 from collections import Counter
 from dataclasses import dataclass
 
@@ -28,6 +29,10 @@ EDGE_LINES = 2
 PAGE_NUMBER = re.compile(r"^\W*(?:page\s+)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?\W*$", re.IGNORECASE)
 SENTENCE_END = re.compile(r"[.!?:;)\"']$")
 PLACEHOLDER_TITLES = {"", "untitled", "untitled document"}
+PDFIUM = threading.Lock()
+"""PDFium is not thread-safe, not even across documents: two threads in it at once crash or
+corrupt the process (pypdfium2's docs), and checks normalise in a thread pool. Every pdfium
+call, closing included, happens under this lock."""
 
 
 def extract(body: bytes, *, url: str) -> tuple[str, str | None]:
@@ -67,13 +72,28 @@ class Line:
 
 
 def _read_with_pdfium(body: bytes) -> tuple[list[list[Line]], str | None]:
-    document = pdfium.PdfDocument(body)
-    try:
-        pages = [_pdfium_lines(page.get_textpage()) for page in document]
-        title = document.get_metadata_dict().get("Title", "")
-    finally:
-        document.close()
+    """Every page's lines and the title. Each page is closed here, under the lock, rather than
+    left to a garbage-collector finaliser that could run in another thread at any time."""
+    with PDFIUM:
+        document = pdfium.PdfDocument(body)
+        try:
+            pages = [_page_lines(document, index) for index in range(len(document))]
+            title = document.get_metadata_dict().get("Title", "")
+        finally:
+            document.close()
     return pages, _clean_title(title)
+
+
+def _page_lines(document: pdfium.PdfDocument, index: int) -> list[Line]:
+    page = document[index]
+    try:
+        textpage = page.get_textpage()
+        try:
+            return _pdfium_lines(textpage)
+        finally:
+            textpage.close()
+    finally:
+        page.close()
 
 
 def _pdfium_lines(textpage: pdfium.PdfTextPage) -> list[Line]:
