@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from monitor.errors import NormaliseError
-from monitor.normalise import html
+from monitor.normalise import html, pdf
 from monitor.normalise.text import plain_text_lines
 
 if TYPE_CHECKING:
@@ -45,8 +45,6 @@ def normalise_html(result: FetchResult, source: Source) -> Document:
 
 
 def normalise_pdf(result: FetchResult, source: Source) -> Document:
-    from monitor.normalise import pdf  # pypdfium2: imported with the first PDF
-
     text, title = pdf.extract(result.body, url=result.url)
     return Document(text, result.media_type, title)
 
