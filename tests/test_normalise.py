@@ -379,6 +379,18 @@ def test_pdfs_read_in_several_threads_never_enter_pdfium_at_once(pdf_factory,
     assert most[0] == 1
 
 
+def test_a_pdf_pdfium_rejects_is_read_by_pypdf_with_its_sentences_whole(pdf_factory) -> None:
+    """2 KB before the header (a server prepending whitespace): pdfium refuses the file, pypdf
+    reads it. Without line geometry the headings join the next sentence; every sentence stays
+    whole, hyphenation repaired, running headers and page numbers gone."""
+    doc = pdf_text(b"\n" * 2048 + pdf_factory(FRAMEWORK))
+    sentences = [line.removeprefix("- ") for line in FRAMEWORK_TEXT.splitlines()
+                 if line.endswith(".")]
+    assert len(sentences) == 5 and all(sentence in doc.text for sentence in sentences)
+    assert doc.title == "Frontier Safety Framework"
+    assert "Acme Corp" not in doc.text and "Page 2" not in doc.text
+
+
 def test_encrypted_pdf_is_a_pdf_encrypted_error(pdf_factory) -> None:
     with pytest.raises(NormaliseError) as caught:
         pdf_text(pdf_factory(FRAMEWORK, password="s3cret"))
