@@ -7,9 +7,9 @@ report adds what only the inside can see: the CPU spent on start-up (interpreter
 ``pipeline.check_all`` (the per-source work a long-running daemon repeats) and in delivery, and how
 many pages were normalised and compared. That last count is the proof that an unchanged (304 or
 same-hash) source is not parsed at all. Each check's own thread CPU is also split by stage (lease,
-fetch, normalise, detect, store, other), per outcome, so a changed check's cost can be read as
-its normalise + detect and the rest. "alert targets" is resolving the channels' URLs, which loads
-apprise's plugins (0.2-0.5 s) in the first check of a process that alerts.
+fetch, normalise, detect, store, alert targets, other), per outcome, so a changed check's cost can
+be read as its normalise + detect and the rest. "alert targets" is resolving the channels' URLs,
+which loads apprise's plugins (0.2-0.5 s) in the first check of a process that alerts.
 """
 
 from __future__ import annotations
@@ -118,7 +118,7 @@ def run(report: Path, cli_args: list[str]) -> int:
     for module, name, stage in [
             (store, "acquire_lease", "lease"), (fetch, "fetch", "fetch"),
             (normalise, "normalise", "normalise"), (pipeline, "detect", "detect"),
-            # _record_quiet calls _record_routine: charging both would count it twice
+            # _record_quiet covers _record_routine, its fast path
             (pipeline, "_record_version", "store"), (pipeline, "_record_quiet", "store"),
             (pipeline, "_record_failure", "store"), (notify, "targets", "alert targets")]:
         charge_stage(module, name, stage)
