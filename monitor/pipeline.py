@@ -217,11 +217,14 @@ def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> Check
     if has_previous and same_config and store.sha256(result.body) == state.raw_sha256:
         return _record_quiet(run, result, "unchanged")
     # Only a body that changed needs the previous text and the source's history (a 304 or the
-    # same bytes must cost as little as possible: bench/README.md).
-    with store.session(run.engine) as s:
-        previous = s.get(Version, state.version_id) if has_previous else None
-        removed = store.removed_sentences(s, source.id)
-        reported_missing = store.reported_missing(s, source.id)
+    # same bytes must cost as little as possible: bench/README.md). A source without a version
+    # has no history: its changes are only ever stored with a version.
+    previous, removed, reported_missing = None, set[str](), set[str]()
+    if state.version_id is not None:
+        with store.session(run.engine) as s:
+            previous = s.get(Version, state.version_id) if has_previous else None
+            removed = store.removed_sentences(s, source.id)
+            reported_missing = store.reported_missing(s, source.id)
     document = normalise.normalise(result, source)
     # A watchlist edit may add quotes: report at once those the page does not contain. (A
     # baseline's own detection already reports every missing quote.)

@@ -238,15 +238,19 @@ def alert_changes(session: Session, alert_id: int) -> list[Change]:
 
 def removed_sentences(session: Session, source_id: str) -> set[str]:
     """Sentences reported removed from this source before, so their return reads "restored"."""
-    query = select(Change.before).where(Change.source_id == source_id,
-                                        Change.status == "removed")
-    return {before for before in session.exec(query) if before}
+    return {before for before in session.scalars(_REMOVED, {"sid": source_id}) if before}
 
 
 def reported_missing(session: Session, source_id: str) -> set[str]:
     """Keys of configured quotes already reported as not found in this source."""
-    query = select(Change.key).where(Change.source_id == source_id, Change.status == "not_found")
-    return set(session.exec(query))
+    return set(session.scalars(_NOT_FOUND, {"sid": source_id}))
+
+
+# Built once: every changed check reads both (building an ORM statement costs more than running it).
+_REMOVED = select(Change.before).where(  # type: ignore[call-overload]
+    Change.source_id == bindparam("sid"), Change.status == "removed")
+_NOT_FOUND = select(Change.key).where(  # type: ignore[call-overload]
+    Change.source_id == bindparam("sid"), Change.status == "not_found")
 
 
 def as_utc(moment: datetime) -> datetime:

@@ -160,6 +160,26 @@ def test_a_removed_commitment_subject_says_removed(engine, site, smtp, clock) ->
 
 
 @SQLITE_ONLY
+def test_a_commitment_put_back_two_versions_later_reads_as_restored(engine, site, smtp,
+                                                                    clock) -> None:
+    """The version it returns to is compared with one that never held it: only the source's
+    stored history (a removal reported before) can say it is back."""
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp)
+    check(watchlist, engine, clock)
+    site.set("/policy", page(None))
+    check(watchlist, engine, clock)
+    site.set("/policy", page(None, extra="<p>We publish a transparency report every year.</p>"))
+    check(watchlist, engine, clock)
+
+    site.set("/policy", page())
+    assert check(watchlist, engine, clock).changes == 1
+    with store.session(engine) as s:
+        statuses = [change.status for change in reversed(store.recent_changes(s))]
+    assert statuses[0] == "removed" and statuses[-1] == "restored"
+
+
+@SQLITE_ONLY
 def test_a_mistyped_quote_is_reported_at_the_baseline(engine, site, smtp, clock) -> None:
     site.set("/policy", page())
     watchlist = make_watchlist(site, smtp, quote="We will release every model weight to all")
