@@ -375,9 +375,15 @@ def serve(settings: Settings, host: str, port: int) -> None:
 
     from monitor import web
 
-    app = web.create_app(settings.engine(), settings.load_watchlist())
+    watchlist = watchlist_module.WatchlistFile(settings.watchlist_path)
+    try:
+        watchlist.load()
+    except WatchlistError as exc:
+        exit_with_problems(exc)
+    app = web.create_app(settings.engine(), watchlist.current)
     click.echo(f"serving http://{host}:{port}/ from database "
-               f"{masked_url(settings.database_url)}; Ctrl-C stops", err=True)
+               f"{masked_url(settings.database_url)} and watchlist {settings.watchlist_path} "
+               "(edits show without restart); Ctrl-C stops", err=True)
     level = logging.getLevelName(logging.getLogger().getEffectiveLevel()).lower()
     uvicorn.run(app, host=host, port=port, log_level=level, server_header=False)
 

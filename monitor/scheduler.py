@@ -10,11 +10,9 @@ the pipeline's lease across processes).
 
 from __future__ import annotations
 
-import hashlib
 import logging
 import threading
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -25,10 +23,8 @@ from apscheduler.triggers.interval import IntervalTrigger
 from sqlalchemy.engine import Engine
 
 from monitor import fetch, notify, ops, pipeline, store
-from monitor import watchlist as watchlist_module
-from monitor.errors import WatchlistError
 from monitor.store import as_utc
-from monitor.watchlist import Source, Watchlist
+from monitor.watchlist import Source, Watchlist, WatchlistFile
 
 logger = logging.getLogger(__name__)
 
@@ -73,12 +69,6 @@ def first_runs(intervals: Mapping[str, timedelta], last_checked: Mapping[str, da
     return runs
 
 
-@dataclass(frozen=True)
-class _FileStamp:
-    mtime_ns: int
-    size: int
-
-
 class Service:
     """The running monitor: start() schedules everything, reload() applies an edited watchlist,
     stop() lets the checks in flight finish.
@@ -96,8 +86,7 @@ class Service:
             executors={"default": ThreadPoolExecutor(max_workers=THREADS)}, timezone=UTC)
         self._lock = threading.Lock()  # one reload at a time (the job, or a caller)
         self._stopping = threading.Event()
-        self._stamp: _FileStamp | None = None
-        self._digest: str | None = None
+        self._file = WatchlistFile(self.path)
         self._client: httpx.Client | None = None
         self._retired: list[httpx.Client] = []
         self._gate: fetch.HostGate | None = None
@@ -110,10 +99,7 @@ class Service:
         ``paused`` plans every job but runs none, to inspect the plan (next_runs()).
         """
         with self._lock:
-            self._stamp = self._file_stamp()
-            text = watchlist_module.read(self.path)
-            self._digest = _digest(text)
-            watchlist = watchlist_module.parse(text, name=str(self.path))
+            watchlist = self._file.load()
             self._use(watchlist)
         for job_id, function, seconds in ((DELIVER_JOB, self._deliver, DELIVER_EVERY),
                                           (RELOAD_JOB, self.reload, RELOAD_EVERY)):
@@ -150,24 +136,8 @@ class Service:
         good watchlist keeps running.
         """
         with self._lock:
-            stamp = self._file_stamp()
-            if stamp == self._stamp:
-                return False
-            self._stamp = stamp
-            try:
-                text = watchlist_module.read(self.path)
-            except WatchlistError as exc:
-                _log_rejected(exc)
-                self._digest = None
-                return False
-            digest = _digest(text)
-            if digest == self._digest:
-                return False
-            self._digest = digest
-            try:
-                watchlist = watchlist_module.parse(text, name=str(self.path))
-            except WatchlistError as exc:
-                _log_rejected(exc)
+            watchlist = self._file.reload()
+            if watchlist is None:
                 return False
             self._use(watchlist)
             return True
@@ -259,15 +229,6 @@ class Service:
             logger.info("alerts: %d sent, %d failed, %d expired", report.sent, report.failed,
                         report.expired)
 
-    # --- the file -------------------------------------------------------------------------------
-
-    def _file_stamp(self) -> _FileStamp | None:
-        try:
-            stat = self.path.stat()
-        except OSError:
-            return None
-        return _FileStamp(stat.st_mtime_ns, stat.st_size)
-
 
 def _trigger_settings(watchlist: Watchlist, source: Source) -> tuple[timedelta, float]:
     """What a source's job depends on: its interval, and its jitter in seconds."""
@@ -279,12 +240,3 @@ def _utc_text(moment: datetime) -> str:
     return moment.strftime("%Y-%m-%d %H:%M:%S UTC")
 
 
-def _digest(text: str) -> str:
-    return hashlib.sha256(text.encode()).hexdigest()
-
-
-def _log_rejected(exc: WatchlistError) -> None:
-    logger.error("watchlist edit rejected, still running the last good one (%d problems):",
-                 len(exc.problems))
-    for problem in exc.problems:
-        logger.error("  %s", problem)

@@ -10,8 +10,11 @@ is sent (``expand_vars``) and never appears in a message, a log line or a stored
 from __future__ import annotations
 
 import difflib
+import hashlib
+import logging
 import os
 import re
+import threading
 from collections.abc import Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
@@ -24,6 +27,8 @@ from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, ValidationError,
 
 from monitor.errors import Problem, WatchlistError
 from monitor.normalise.html import css
+
+logger = logging.getLogger(__name__)
 
 ID_PATTERN = r"^[a-z0-9][a-z0-9._-]*$"
 VAR = re.compile(r"\$\{([A-Za-z_][A-Za-z0-9_]*)\}")
@@ -177,6 +182,79 @@ def default_path() -> Path:
 def load(path: Path | str, environ: Mapping[str, str] | None = None) -> Watchlist:
     """Read and validate a watchlist file; raise WatchlistError listing every problem."""
     return parse(read(path), name=str(path), environ=environ)
+
+
+class WatchlistFile:
+    """A watchlist file followed across edits, for the long-running commands (``run``, ``serve``).
+
+    ``load()`` reads it once (WatchlistError when broken); ``reload()`` re-reads it when its mtime
+    or size moved and its content changed. A broken edit is logged, problem by problem, once per
+    distinct content, and the last good watchlist stays in use: a typo saved in an editor must
+    never stop the monitor or blank the web view."""
+
+    def __init__(self, path: Path | str) -> None:
+        self.path = Path(path)
+        self.watchlist: Watchlist | None = None
+        self._lock = threading.Lock()  # one reader at a time: jobs, and web requests in threads
+        self._stamp: tuple[int, int] | None = None
+        self._digest: str | None = None
+
+    def load(self) -> Watchlist:
+        with self._lock:
+            self._stamp = self._file_stamp()
+            text = read(self.path)
+            self._digest = _digest(text)
+            self.watchlist = parse(text, name=str(self.path))
+            return self.watchlist
+
+    def reload(self) -> Watchlist | None:
+        """The edited watchlist when the file changed and is valid; None otherwise."""
+        with self._lock:
+            stamp = self._file_stamp()
+            if stamp == self._stamp:
+                return None
+            self._stamp = stamp
+            try:
+                text = read(self.path)
+            except WatchlistError as exc:
+                _log_rejected(exc)
+                self._digest = None
+                return None
+            digest = _digest(text)
+            if digest == self._digest:
+                return None
+            self._digest = digest
+            try:
+                self.watchlist = parse(text, name=str(self.path))
+            except WatchlistError as exc:
+                _log_rejected(exc)
+                return None
+            return self.watchlist
+
+    def current(self) -> Watchlist:
+        """The watchlist as the file says now (the last good one while an edit is broken)."""
+        self.reload()
+        if self.watchlist is None:
+            raise RuntimeError("WatchlistFile.current() before load()")
+        return self.watchlist
+
+    def _file_stamp(self) -> tuple[int, int] | None:
+        try:
+            stat = self.path.stat()
+        except OSError:
+            return None
+        return stat.st_mtime_ns, stat.st_size
+
+
+def _digest(text: str) -> str:
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def _log_rejected(exc: WatchlistError) -> None:
+    logger.error("watchlist edit rejected, still using the last good one (%d problems):",
+                 len(exc.problems))
+    for problem in exc.problems:
+        logger.error("  %s", problem)
 
 
 def read(path: Path | str) -> str:

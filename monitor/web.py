@@ -12,7 +12,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -59,8 +59,9 @@ SECURITY_HEADERS = [
 ]
 
 
-def create_app(engine: Engine, watchlist: Watchlist) -> Starlette:
-    """The ASGI app; the engine and watchlist are passed in so tests can use their own."""
+def create_app(engine: Engine, watchlist: Watchlist | Callable[[], Watchlist]) -> Starlette:
+    """The ASGI app; the engine and watchlist are passed in so tests can use their own. Give
+    ``WatchlistFile.current`` for a watchlist read again when its file is edited."""
     app = Starlette(
         routes=[
             Route("/", timeline, name="timeline"),
@@ -81,7 +82,7 @@ def create_app(engine: Engine, watchlist: Watchlist) -> Starlette:
         exception_handlers={HTTPException: error_page},
     )
     app.state.engine = engine
-    app.state.watchlist = watchlist
+    app.state.watchlist = watchlist if callable(watchlist) else lambda: watchlist
     app.state.templates = make_templates()
     return app
 
@@ -298,8 +299,15 @@ def headline(change: Change, source: Source | None) -> str:
 # --- HTML pages ----------------------------------------------------------------------------------
 
 
+def current_watchlist(request: Request) -> Watchlist:
+    """The watchlist as its file says now: an edit shows here without a restart, as it applies
+    to `run` (sources added, renamed or removed)."""
+    watchlist: Watchlist = request.app.state.watchlist()
+    return watchlist
+
+
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    context["watchlist"] = request.app.state.watchlist
+    context["watchlist"] = current_watchlist(request)
     return request.app.state.templates.TemplateResponse(request, template, context,
                                                         status_code=status_code)
 
@@ -309,7 +317,7 @@ def open_session(request: Request) -> Session:
 
 
 def timeline(request: Request) -> Response:
-    watchlist: Watchlist = request.app.state.watchlist
+    watchlist = current_watchlist(request)
     query = ChangeFilter.from_query(request.query_params, watchlist)
     with open_session(request) as session:
         changes, next_before = find_changes(session, query, watchlist)
@@ -333,20 +341,20 @@ def change_page(request: Request) -> Response:
     with open_session(request) as session:
         change = get_change(session, request.path_params["change_id"])
         alert = session.get(store.Alert, change.alert_id) if change.alert_id else None
-    source = find_source(request.app.state.watchlist, change.source_id)
+    source = find_source(current_watchlist(request), change.source_id)
     return page(request, "change.html", change=change, source=source, alert=alert,
                 title=headline(change, source))
 
 
 def sources_page(request: Request) -> Response:
     with open_session(request) as session:
-        rows = source_health(session, request.app.state.watchlist)
+        rows = source_health(session, current_watchlist(request))
     return page(request, "sources.html", rows=rows)
 
 
 def source_page(request: Request) -> Response:
     source_id: str = request.path_params["source_id"]
-    source = find_source(request.app.state.watchlist, source_id)
+    source = find_source(current_watchlist(request), source_id)
     with open_session(request) as session:
         state = session.get(SourceState, source_id)
         changes = list(session.exec(
@@ -425,20 +433,20 @@ def feed_all(request: Request) -> Response:
 
 def feed_source(request: Request) -> Response:
     source_id: str = request.path_params["source_id"]
-    source = find_source(request.app.state.watchlist, source_id)
+    source = find_source(current_watchlist(request), source_id)
     title = f"{source.company} · {source.title}" if source else source_id
     return atom_response(request, ChangeFilter(source=source_id, limit=FEED_SIZE),
                          f"Commitment changes: {title}")
 
 
 def feed_company(request: Request) -> Response:
-    company = company_name(request.app.state.watchlist, request.path_params["company"])
+    company = company_name(current_watchlist(request), request.path_params["company"])
     return atom_response(request, ChangeFilter(company=company, limit=FEED_SIZE),
                          f"Commitment changes: {company}")
 
 
 def atom_response(request: Request, query: ChangeFilter, title: str) -> Response:
-    watchlist: Watchlist = request.app.state.watchlist
+    watchlist = current_watchlist(request)
     with open_session(request) as session:
         changes, _ = find_changes(session, query, watchlist)
     html_url = str(request.url_for("timeline").include_query_params(**query.params()))
@@ -469,7 +477,7 @@ def atom_feed(request: Request, changes: Sequence[Change], *, title: str, html_u
 
 
 def atom_entry(request: Request, change: Change) -> etree._Element:
-    source = find_source(request.app.state.watchlist, change.source_id)
+    source = find_source(current_watchlist(request), change.source_id)
     entry = etree.Element(f"{{{ATOM}}}entry")
     _sub(entry, "id", urn(change_identity(change)))
     _sub(entry, "title", headline(change, source))
@@ -505,7 +513,7 @@ def urn(key: str) -> str:
 
 def api_changes(request: Request) -> Response:
     """``changes --json`` objects, newest first; ``next`` is the URL of the following page."""
-    watchlist: Watchlist = request.app.state.watchlist
+    watchlist = current_watchlist(request)
     query = ChangeFilter.from_query(request.query_params, watchlist)
     with open_session(request) as session:
         changes, next_before = find_changes(session, query, watchlist)
@@ -524,5 +532,5 @@ def api_change(request: Request) -> Response:
 
 def api_sources(request: Request) -> Response:
     with open_session(request) as session:
-        rows = source_health(session, request.app.state.watchlist)
+        rows = source_health(session, current_watchlist(request))
     return JSONResponse({"sources": [row.as_json() for row in rows]})

@@ -131,7 +131,7 @@ def test_a_broken_edit_is_logged_and_the_last_good_watchlist_keeps_running(
     good = paused.watchlist
     rewrite(paused.path, watchlist_text(site, "alpha", "beta", "delta").replace(
         "every: 1h", "every: often"))
-    with caplog.at_level(logging.ERROR, logger="monitor.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="monitor.watchlist"):
         assert paused.reload() is False
     assert paused.watchlist is good
     assert sorted(paused.next_runs()) == ["alpha", "beta"]
@@ -146,7 +146,7 @@ def test_a_broken_edit_is_logged_and_the_last_good_watchlist_keeps_running(
 def test_a_deleted_watchlist_keeps_the_last_good_one(paused: Service,
                                                      caplog: pytest.LogCaptureFixture) -> None:
     paused.path.unlink()
-    with caplog.at_level(logging.ERROR, logger="monitor.scheduler"):
+    with caplog.at_level(logging.ERROR, logger="monitor.watchlist"):
         assert paused.reload() is False
     assert "cannot read the file" in caplog.text
     assert sorted(paused.next_runs()) == ["alpha", "beta"]

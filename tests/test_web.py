@@ -4,6 +4,7 @@ the query matters), through Starlette's test client."""
 from __future__ import annotations
 
 import json
+import os
 import re
 import socket
 import subprocess
@@ -618,23 +619,39 @@ def test_a_hedged_commitment_found_by_a_real_check_reads_as_evidence(
                 ] == ["changed", "baseline"]
 
 
-def test_serve_command_answers_on_loopback(tmp_path: Path, sqlite_url: str) -> None:
+def test_serve_answers_on_loopback_and_shows_watchlist_edits_without_restart(
+        tmp_path: Path, sqlite_url: str) -> None:
     watchlist_file = tmp_path / "watchlist.yaml"
     watchlist_file.write_text(WATCHLIST_YAML, encoding="utf-8")
     with socket.socket() as probe:
         probe.bind(("127.0.0.1", 0))
         port = probe.getsockname()[1]
+    api = f"http://127.0.0.1:{port}/api/sources"
     process = subprocess.Popen(
         [sys.executable, "-m", "monitor", "--watchlist", str(watchlist_file), "--database",
          sqlite_url, "serve", "--port", str(port)], stderr=subprocess.PIPE, text=True)
     try:
-        sources = _poll_json(f"http://127.0.0.1:{port}/api/sources", process)["sources"]
+        first = _poll_json(api, process)["sources"]
+        edited = WATCHLIST_YAML.replace("id: initech-principles", "id: initech-charter")
+        _save_later(watchlist_file, edited)
+        second = httpx.get(api, timeout=5).json()["sources"]
+        _save_later(watchlist_file, edited.replace("company: Globex", "company: [Globex"))
+        third = httpx.get(api, timeout=5).json()["sources"]
     finally:
         process.terminate()
         _, stderr = process.communicate(timeout=20)
-    assert [s["id"] for s in sources] == ["acme-policy", "globex-framework",
-                                          "initech-principles"]
+    assert [s["id"] for s in first] == ["acme-policy", "globex-framework", "initech-principles"]
+    assert [s["id"] for s in second] == ["acme-policy", "globex-framework", "initech-charter"]
+    assert third == second  # a broken edit keeps the last good watchlist
     assert f"serving http://127.0.0.1:{port}/" in stderr
+    assert "watchlist edit rejected" in stderr and f"{watchlist_file}:" in stderr
+
+
+def _save_later(path: Path, text: str) -> None:
+    """Write and move the mtime a second on, as an editor saving a second later would."""
+    path.write_text(text, encoding="utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
 def _poll_json(url: str, process: subprocess.Popen[str], timeout: float = 20) -> Any:
