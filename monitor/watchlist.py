@@ -251,7 +251,7 @@ def _digest(text: str) -> str:
 
 
 def _log_rejected(exc: WatchlistError) -> None:
-    logger.error("watchlist edit rejected, still using the last good one (%d problems):",
+    logger.error("watchlist edit rejected, still running the last good one (%d problems):",
                  len(exc.problems))
     for problem in exc.problems:
         logger.error("  %s", problem)

@@ -493,7 +493,7 @@ def test_a_half_saved_watchlist_is_refused_while_every_source_keeps_being_checke
     service.start(paused=True)
     try:  # the save stops a few characters into lab-b's URL
         path.write_text(saved[: saved.index("    url:", saved.index("id: lab-b")) + 14])
-        with caplog.at_level(logging.ERROR, logger="monitor.scheduler"):
+        with caplog.at_level(logging.ERROR, logger="monitor.watchlist"):
             assert service.reload() is False
         world.weaken_healthy_sources()
         checked = [service.check(source_id) for source_id in (*HEALTHY, "faulty")]
