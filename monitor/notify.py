@@ -22,7 +22,7 @@ import socket
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
-from urllib.parse import unquote, urlsplit
+from urllib.parse import quote, unquote, urlsplit, urlunsplit
 
 from sqlalchemy import and_, or_, update
 from sqlalchemy.engine import Engine
@@ -47,6 +47,7 @@ BACKOFF_FIRST = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=2)
 MAX_AGE = timedelta(days=3)
 """An alert still undelivered after this long is expired and reported, not retried forever."""
+EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
 PERMANENT_MARKERS = ("(535,", "(530,", "authentication", "error=401.", "error=403.",
                      "error=404.", "invalid_token", "channel_not_found", "no_service")
 """Error text that means retrying is futile: rejected credentials, a webhook that is gone."""
@@ -59,11 +60,13 @@ class Target:
     channel: str
     written: str  # as in the watchlist, ${VAR}s unexpanded
     url: str = field(repr=False)
+    recipient: str | None = None  # the one address of an e-mail URL that names several
 
     @property
     def key(self) -> str:
         """Identifies the target in rows without any secret; stable when a secret rotates."""
-        return store.sha256(f"{self.channel}\n{self.written}")
+        whole = f"{self.channel}\n{self.written}"
+        return store.sha256(whole if self.recipient is None else f"{whole}\n{self.recipient}")
 
     @functools.cached_property
     def label(self) -> str:
@@ -113,18 +116,65 @@ def _masked(url: str) -> str | None:
 
 
 def channel_targets(watchlist: Watchlist, channel: str) -> list[Target]:
-    return [Target(channel, written, _expand(written)) for written in watchlist.channels[channel]]
+    return [target for written in watchlist.channels[channel]
+            for target in _targets_of(channel, written)]
+
+
+def _targets_of(channel: str, written: str) -> list[Target]:
+    """One target per recipient of an e-mail URL that names several (``to=a,b`` or a path of
+    addresses): each is sent, retried and recorded on its own, so a refused address is retried
+    alone instead of re-sending the alert to everyone else on every retry."""
+    url = _expand(written)
+    recipients = _email_recipients(url)
+    if len(recipients) < 2:
+        return [Target(channel, written, url)]
+    return [Target(channel, written, _with_recipient(url, recipient), recipient)
+            for recipient in recipients]
+
+
+def _email_recipients(url: str) -> list[str]:
+    """The addresses an apprise mailto:// or mailtos:// URL sends to, read as apprise reads
+    them: the path's segments, then the last ``to=``. Empty for any other URL."""
+    parts = urlsplit(url)
+    if parts.scheme.lower() not in EMAIL_SCHEMES:
+        return []
+    named = [unquote(segment) for segment in parts.path.split("/") if segment]
+    to = [value for _, key, value in _query_pairs(parts.query) if key == "to"]
+    if to and to[-1]:
+        from apprise.utils.parse import parse_emails  # e-mail URLs only; apprise sends them
+
+        named += parse_emails(to[-1])
+    return list(dict.fromkeys(named))
+
+
+def _with_recipient(url: str, recipient: str) -> str:
+    """The URL sending to ``recipient`` alone; every other parameter kept byte for byte."""
+    parts = urlsplit(url)
+    query = [raw for raw, key, _ in _query_pairs(parts.query) if raw and key != "to"]
+    query.append("to=" + quote(recipient, safe="@"))
+    return urlunsplit((parts.scheme, parts.netloc, "", "&".join(query), parts.fragment))
+
+
+def _query_pairs(query: str) -> list[tuple[str, str, str]]:
+    """(raw pair, key, value) as apprise reads a query: pairs split at '&' and ';', keys
+    lower-cased, both unquoted and stripped."""
+    pairs = []
+    for raw in (part for chunk in query.split("&") for part in chunk.split(";")):
+        key, _, value = raw.partition("=")
+        pairs.append((raw, unquote(key).lower().strip(), unquote(value).strip()))
+    return pairs
 
 
 def targets(watchlist: Watchlist, source: Source) -> list[Target]:
-    """Every target of every channel of a source, each URL once even if two channels share it,
-    with its label resolved (callers store alerts inside a write transaction)."""
-    seen: set[str] = set()
+    """Every target of every channel of a source, each URL (or recipient) once even if two
+    channels share it, with its label resolved (callers store alerts inside a write
+    transaction)."""
+    seen: set[tuple[str, str | None]] = set()
     result = []
     for channel in watchlist.channels_for(source):
         for target in channel_targets(watchlist, channel):
-            if target.written not in seen:
-                seen.add(target.written)
+            if (target.written, target.recipient) not in seen:
+                seen.add((target.written, target.recipient))
                 result.append(target)
     for target in result:
         _ = target.label
@@ -295,6 +345,10 @@ def find_target(watchlist: Watchlist, delivery: Delivery) -> Target:
         for target in channel_targets(watchlist, delivery.channel):
             if target.key == delivery.target:
                 return target
+        for written in watchlist.channels[delivery.channel]:  # a row stored before the URL
+            whole = Target(delivery.channel, written, _expand(written))  # was split per address
+            if whole.key == delivery.target:
+                return whole
     raise DeliveryError(f"{delivery.target_label} is no longer in channel {delivery.channel!r} "
                         "of the watchlist; nothing to send to", permanent=True)
 

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import logging
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -180,6 +181,45 @@ def test_a_451_answer_is_retried(engine, smtp) -> None:
 
     assert (first.failed, second.sent, len(smtp.mailbox.messages)) == (1, 1, 1)
     assert deliveries(engine)[0].attempts == 2
+
+
+@SQLITE_ONLY
+def test_a_refused_recipient_is_retried_alone_never_resending_to_the_others(engine,
+                                                                             smtp) -> None:
+    smtp.mailbox.refuse = {"gone@example.org"}
+    watchlist = watchlist_with(smtp.apprise_url(
+        "alerts@example.org,gone@example.org,legal@example.org"))
+    add_changes_alert(engine, watchlist)
+
+    for minutes in (0, 5, 60):
+        notify.deliver_pending(engine, watchlist, worker="w",
+                               now=lambda minutes=minutes: T0 + timedelta(minutes=minutes))
+
+    assert sorted(str(message["To"]) for message in smtp.mailbox.messages) == [
+        "alerts@example.org", "legal@example.org"]
+    rows = {re.search(r"/(\w+)%40example\.org", row.target_label)[1]: row  # type: ignore[index]
+            for row in deliveries(engine)}
+    assert {name: (row.status, row.attempts) for name, row in rows.items()} == {
+        "alerts": ("sent", 1), "gone": ("pending", 3), "legal": ("sent", 1)}
+    assert "'gone@example.org': (550" in (rows["gone"].last_error or "")
+
+
+@SQLITE_ONLY
+def test_a_row_stored_before_its_url_was_split_per_recipient_still_finds_it(engine,
+                                                                            smtp) -> None:
+    url = smtp.apprise_url("alerts@example.org,legal@example.org")
+    watchlist = watchlist_with(url)
+    add_changes_alert(engine, watchlist)
+    with store.session(engine) as s:  # as an older version stored it: one row for the URL
+        for row in s.exec(select(Delivery)).all():
+            s.delete(row)
+        s.add(Delivery(alert_id=1, channel="team", target=store.sha256(f"team\n{url}"),
+                       target_label="mailto://…", next_attempt_at=T0, created_at=T0))
+        s.commit()
+
+    assert notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0).sent == 1
+    assert sorted(str(m["To"]) for m in smtp.mailbox.messages) == [
+        "alerts@example.org", "legal@example.org"]
 
 
 def test_backoff_doubles_and_is_capped() -> None:
