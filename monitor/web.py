@@ -471,13 +471,13 @@ def atom_feed(request: Request, changes: Sequence[Change], *, title: str, html_u
     _sub(_sub(feed, "author"), "name", "Commitment Monitor")
     _sub(feed, "link", rel="self", href=str(request.url), type="application/atom+xml")
     _sub(feed, "link", rel="alternate", href=html_url, type="text/html")
-    for change in changes:
-        feed.append(atom_entry(request, change))
+    sources = {source.id: source for source in current_watchlist(request).sources}
+    for change in changes:  # one lookup each: a scan of thousands of sources per entry was most
+        feed.append(atom_entry(request, change, sources.get(change.source_id)))  # of a feed
     return etree.tostring(feed, xml_declaration=True, encoding="utf-8")
 
 
-def atom_entry(request: Request, change: Change) -> etree._Element:
-    source = find_source(current_watchlist(request), change.source_id)
+def atom_entry(request: Request, change: Change, source: Source | None) -> etree._Element:
     entry = etree.Element(f"{{{ATOM}}}entry")
     _sub(entry, "id", urn(change_identity(change)))
     _sub(entry, "title", headline(change, source))
