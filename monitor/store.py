@@ -19,6 +19,8 @@ import functools
 import hashlib
 import json
 import os
+import sqlite3
+import time
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -42,6 +44,8 @@ if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql
 
 DEFAULT_DATABASE_URL = "sqlite:///state/monitor.db"
+SQLITE_BUSY_SECONDS = 30.0
+"""How long a SQLite connection waits for another's lock before "database is locked"."""
 
 
 def utcnow() -> datetime:
@@ -177,7 +181,8 @@ def make_engine(url: str | None = None) -> Engine:
         url = "postgresql+psycopg://" + url.removeprefix("postgresql://")
     if url.startswith("sqlite:///") and not url.startswith("sqlite:///:memory:"):
         os.makedirs(os.path.dirname(url.removeprefix("sqlite:///")) or ".", exist_ok=True)
-        engine = create_engine(url, connect_args={"timeout": 30, "check_same_thread": False})
+        engine = create_engine(url, connect_args={"timeout": SQLITE_BUSY_SECONDS,
+                                                  "check_same_thread": False})
         event.listen(engine, "connect", _sqlite_pragmas)
         return engine
     return create_engine(url, pool_pre_ping=True)
@@ -185,10 +190,27 @@ def make_engine(url: str | None = None) -> Engine:
 
 def _sqlite_pragmas(connection, _record) -> None:  # type: ignore[no-untyped-def]
     cursor = connection.cursor()
-    for pragma in ("journal_mode=WAL", "synchronous=NORMAL", "foreign_keys=ON",
-                   "busy_timeout=30000"):
+    _enable_wal(cursor)
+    for pragma in ("synchronous=NORMAL", "foreign_keys=ON",
+                   f"busy_timeout={int(SQLITE_BUSY_SECONDS * 1000)}"):
         cursor.execute(f"PRAGMA {pragma}")
     cursor.close()
+
+
+def _enable_wal(cursor: sqlite3.Cursor) -> None:
+    """Switch a new database file to WAL (a no-op once it is). The switch needs the file to
+    itself, and SQLite refuses it at once, without waiting on the busy timeout, while another
+    connection holds a lock: replicas starting together on a new file would fail to open it.
+    So try again, for as long as the busy timeout would have waited."""
+    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
+    while True:
+        try:
+            cursor.execute("PRAGMA journal_mode=WAL")
+            return
+        except sqlite3.OperationalError as exc:
+            if "locked" not in str(exc) or time.monotonic() > deadline:
+                raise
+            time.sleep(0.02)
 
 
 def create_schema(engine: Engine) -> None:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import sqlite3
 import threading
 from datetime import UTC, datetime, timedelta
 
@@ -160,3 +161,24 @@ def test_history_lists_checks_and_versions_newest_first(engine: Engine) -> None:
         checks, versions = store.history(s, "a")
     assert [c.started_at for c in checks] == [T0 + timedelta(hours=6), T0]
     assert [v.text for v in versions] == ["two", "one"]
+
+
+def test_a_new_sqlite_file_opens_while_another_connection_holds_its_write_lock(tmp_path) -> None:
+    """A replica starting while another migrates a new file: switching the file to WAL is
+    refused at once (no busy wait) while the lock is held, so opening must wait it out."""
+    path = tmp_path / "new.db"
+    holder = sqlite3.connect(path, isolation_level=None, check_same_thread=False)
+    holder.execute("BEGIN IMMEDIATE")
+    holder.execute("CREATE TABLE migrating (x)")
+    release = threading.Timer(0.3, holder.execute, ["COMMIT"])
+    release.start()
+    engine = store.make_engine(f"sqlite:///{path}")
+    try:
+        with engine.connect() as connection:
+            mode = connection.exec_driver_sql("PRAGMA journal_mode").scalar()
+            tables = connection.exec_driver_sql("SELECT name FROM sqlite_master").scalars()
+            assert (mode, list(tables)) == ("wal", ["migrating"])
+    finally:
+        release.join()
+        engine.dispose()
+        holder.close()
