@@ -15,6 +15,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
+import apprise
 import pytest
 import responses
 from aiosmtpd.controller import Controller
@@ -220,6 +221,29 @@ def test_a_row_stored_before_its_url_was_split_per_recipient_still_finds_it(engi
     assert notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0).sent == 1
     assert sorted(str(m["To"]) for m in smtp.mailbox.messages) == [
         "alerts@example.org", "legal@example.org"]
+
+
+def test_each_recipient_of_an_email_url_gets_the_url_with_only_its_address() -> None:
+    url = ("mailtos://bot:p%40ss@smtp.example.org:587/ops@example.org"
+           "?from=m@example.org;to=a+tag@x.org, Policy Desk <desk@z.org>&name=Policy%20Bot")
+    watchlist = watchlist_with(url, "mailto://127.0.0.1:25?from=m@example.org&to=solo@example.org")
+
+    *split, solo = notify.channel_targets(watchlist, "team")
+
+    assert [t.recipient for t in split] == ["ops@example.org", "a+tag@x.org",
+                                            "Policy Desk <desk@z.org>"]
+    assert [t.url for t in split] == [
+        "mailtos://bot:p%40ss@smtp.example.org:587?from=m@example.org&name=Policy%20Bot"
+        f"&to={to}" for to in ("ops@example.org", "a%2Btag@x.org",
+                               "Policy%20Desk%20%3Cdesk@z.org%3E")]
+    assert len({t.key for t in split}) == 3 and all(t.written == url for t in split)
+    # as apprise reads them: one address each, the password and the sender's name intact
+    services = [apprise.Apprise.instantiate(t.url) for t in split]
+    assert [[to for _, to in service.targets] for service in services] == [
+        ["ops@example.org"], ["a+tag@x.org"], ["desk@z.org"]]
+    assert {(service.password, service.from_addr[0]) for service in services} == {
+        ("p@ss", "Policy Bot")}
+    assert (solo.recipient, solo.key) == (None, store.sha256(f"team\n{solo.written}"))
 
 
 def test_backoff_doubles_and_is_capped() -> None:
