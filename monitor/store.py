@@ -20,7 +20,6 @@ import hashlib
 import json
 import os
 import sqlite3
-import time
 import zlib
 from datetime import UTC, datetime, timedelta
 from typing import TYPE_CHECKING, Any
@@ -39,6 +38,7 @@ from sqlalchemy import (
 from sqlalchemy.dialects import sqlite
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Field, Session, SQLModel, col, create_engine, select
+from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_fixed
 
 if TYPE_CHECKING:
     from sqlalchemy.dialects import postgresql
@@ -202,15 +202,14 @@ def _enable_wal(cursor: sqlite3.Cursor) -> None:
     itself, and SQLite refuses it at once, without waiting on the busy timeout, while another
     connection holds a lock: replicas starting together on a new file would fail to open it.
     So try again, for as long as the busy timeout would have waited."""
-    deadline = time.monotonic() + SQLITE_BUSY_SECONDS
-    while True:
-        try:
+    for attempt in Retrying(retry=retry_if_exception(_is_locked), wait=wait_fixed(0.02),
+                            stop=stop_after_delay(SQLITE_BUSY_SECONDS), reraise=True):
+        with attempt:
             cursor.execute("PRAGMA journal_mode=WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(0.02)
+
+
+def _is_locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 def create_schema(engine: Engine) -> None:
