@@ -5,6 +5,7 @@ Nothing here reaches beyond 127.0.0.1.
 
 from __future__ import annotations
 
+import os
 import socket
 import threading
 import time
@@ -34,6 +35,14 @@ def _no_proxies(monkeypatch: pytest.MonkeyPatch) -> None:
                  "all_proxy"):
         monkeypatch.delenv(name, raising=False)
     monkeypatch.setenv("NO_PROXY", "127.0.0.1,localhost")
+
+
+def rewrite(path: Path, text: str) -> None:
+    """Write and move the mtime forward, as an editor saving a second later would (a file
+    follower compares mtime and size, and two writes can share a filesystem timestamp)."""
+    path.write_text(text, encoding="utf-8")
+    stat = path.stat()
+    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
 # --- HTTP --------------------------------------------------------------------------------------

@@ -13,7 +13,7 @@ from pathlib import Path
 from typing import TypeVar
 
 import pytest
-from conftest import Response, Site
+from conftest import Response, Site, rewrite
 from faults_support import ServiceProcess
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
@@ -72,13 +72,6 @@ def watchlist_text(site: Site, *ids: str, every: str = "1h") -> str:
     sources = "".join(f"  - id: {i}\n    company: Lab\n    title: Policy {i}\n"
                       f"    url: {site.url('/' + i)}\n" for i in ids)
     return f"defaults:\n  every: {every}\n  jitter: 0\nsources:\n{sources}"
-
-
-def rewrite(path: Path, text: str) -> None:
-    """Write and move the mtime forward, as an editor saving a second later would."""
-    path.write_text(text)
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
 @pytest.fixture

@@ -4,7 +4,6 @@ the query matters), through Starlette's test client."""
 from __future__ import annotations
 
 import json
-import os
 import re
 import socket
 import subprocess
@@ -19,7 +18,7 @@ from typing import Any
 import httpx
 import pytest
 from bs4 import BeautifulSoup
-from conftest import Site
+from conftest import Site, rewrite
 from lxml import etree
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
@@ -633,9 +632,9 @@ def test_serve_answers_on_loopback_and_shows_watchlist_edits_without_restart(
     try:
         first = _poll_json(api, process)["sources"]
         edited = WATCHLIST_YAML.replace("id: initech-principles", "id: initech-charter")
-        _save_later(watchlist_file, edited)
+        rewrite(watchlist_file, edited)
         second = httpx.get(api, timeout=5).json()["sources"]
-        _save_later(watchlist_file, edited.replace("company: Globex", "company: [Globex"))
+        rewrite(watchlist_file, edited.replace("company: Globex", "company: [Globex"))
         third = httpx.get(api, timeout=5).json()["sources"]
     finally:
         process.terminate()
@@ -645,13 +644,6 @@ def test_serve_answers_on_loopback_and_shows_watchlist_edits_without_restart(
     assert third == second  # a broken edit keeps the last good watchlist
     assert f"serving http://127.0.0.1:{port}/" in stderr
     assert "watchlist edit rejected" in stderr and f"{watchlist_file}:" in stderr
-
-
-def _save_later(path: Path, text: str) -> None:
-    """Write and move the mtime a second on, as an editor saving a second later would."""
-    path.write_text(text, encoding="utf-8")
-    stat = path.stat()
-    os.utime(path, ns=(stat.st_atime_ns, stat.st_mtime_ns + 1_000_000_000))
 
 
 def _poll_json(url: str, process: subprocess.Popen[str], timeout: float = 20) -> Any:
