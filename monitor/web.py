@@ -12,7 +12,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import uuid
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
@@ -307,7 +307,8 @@ def current_watchlist(request: Request) -> Watchlist:
 
 
 def page(request: Request, template: str, status_code: int = 200, **context: Any) -> Response:
-    context["watchlist"] = current_watchlist(request)
+    if "watchlist" not in context:  # a handler that read it passes it: one read per request
+        context["watchlist"] = current_watchlist(request)
     return request.app.state.templates.TemplateResponse(request, template, context,
                                                         status_code=status_code)
 
@@ -324,7 +325,7 @@ def timeline(request: Request) -> Response:
     older = query.params(before_id=next_before) if next_before else None
     feed = feed_url(request, query)
     return page(request, "timeline.html", changes=changes, query=query, older=older,
-                feed=feed, sources={s.id: s for s in watchlist.sources},
+                feed=feed, watchlist=watchlist, sources={s.id: s for s in watchlist.sources},
                 companies=sorted({s.company for s in watchlist.sources}))
 
 
@@ -428,29 +429,33 @@ def version_text(request: Request) -> Response:
 
 
 def feed_all(request: Request) -> Response:
-    return atom_response(request, ChangeFilter(limit=FEED_SIZE), "All commitment changes")
+    return atom_response(request, current_watchlist(request), ChangeFilter(limit=FEED_SIZE),
+                         "All commitment changes")
 
 
 def feed_source(request: Request) -> Response:
     source_id: str = request.path_params["source_id"]
-    source = find_source(current_watchlist(request), source_id)
+    watchlist = current_watchlist(request)
+    source = find_source(watchlist, source_id)
     title = f"{source.company} · {source.title}" if source else source_id
-    return atom_response(request, ChangeFilter(source=source_id, limit=FEED_SIZE),
+    return atom_response(request, watchlist, ChangeFilter(source=source_id, limit=FEED_SIZE),
                          f"Commitment changes: {title}")
 
 
 def feed_company(request: Request) -> Response:
-    company = company_name(current_watchlist(request), request.path_params["company"])
-    return atom_response(request, ChangeFilter(company=company, limit=FEED_SIZE),
+    watchlist = current_watchlist(request)
+    company = company_name(watchlist, request.path_params["company"])
+    return atom_response(request, watchlist, ChangeFilter(company=company, limit=FEED_SIZE),
                          f"Commitment changes: {company}")
 
 
-def atom_response(request: Request, query: ChangeFilter, title: str) -> Response:
-    watchlist = current_watchlist(request)
+def atom_response(request: Request, watchlist: Watchlist, query: ChangeFilter,
+                  title: str) -> Response:
     with open_session(request) as session:
         changes, _ = find_changes(session, query, watchlist)
     html_url = str(request.url_for("timeline").include_query_params(**query.params()))
-    feed = atom_feed(request, changes, title=title, html_url=html_url,
+    feed = atom_feed(request, changes, {source.id: source for source in watchlist.sources},
+                     title=title, html_url=html_url,
                      feed_key=f"feed:{query.source or ''}:{query.company or ''}")
     # Feed readers poll often; an ETag lets them skip an unchanged feed with a 304.
     etag = f'"{store.sha256(feed)[:32]}"'
@@ -459,8 +464,8 @@ def atom_response(request: Request, query: ChangeFilter, title: str) -> Response
     return Response(feed, media_type=ATOM_TYPE, headers={"etag": etag})
 
 
-def atom_feed(request: Request, changes: Sequence[Change], *, title: str, html_url: str,
-              feed_key: str) -> bytes:
+def atom_feed(request: Request, changes: Sequence[Change], sources: Mapping[str, Source], *,
+              title: str, html_url: str, feed_key: str) -> bytes:
     """An RFC 4287 feed; lxml escapes every text, so page text cannot break out of it."""
     feed = etree.Element(f"{{{ATOM}}}feed", nsmap={None: ATOM})
     # An empty feed has never changed; the epoch keeps its bytes (and ETag) stable.
@@ -471,9 +476,8 @@ def atom_feed(request: Request, changes: Sequence[Change], *, title: str, html_u
     _sub(_sub(feed, "author"), "name", "Commitment Monitor")
     _sub(feed, "link", rel="self", href=str(request.url), type="application/atom+xml")
     _sub(feed, "link", rel="alternate", href=html_url, type="text/html")
-    sources = {source.id: source for source in current_watchlist(request).sources}
-    for change in changes:  # one lookup each: a scan of thousands of sources per entry was most
-        feed.append(atom_entry(request, change, sources.get(change.source_id)))  # of a feed
+    for change in changes:  # a dict lookup each: a scan of thousands of sources per entry was
+        feed.append(atom_entry(request, change, sources.get(change.source_id)))  # most of it
     return etree.tostring(feed, xml_declaration=True, encoding="utf-8")
 
 
