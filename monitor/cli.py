@@ -13,7 +13,7 @@ import signal
 import threading
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import NoReturn
 
@@ -362,6 +362,34 @@ def renormalise(settings: Settings) -> None:
     count = pipeline.renormalise(watchlist, engine=settings.engine())
     click.echo(f"rebuilt {count} versions from stored snapshots (a silent rebaseline: "
                "no alerts sent)")
+
+
+def _duration(ctx: click.Context, param: click.Parameter, value: str | None) -> timedelta | None:
+    try:
+        return None if value is None else watchlist_module.parse_duration(value)
+    except ValueError as exc:
+        raise click.BadParameter(str(exc)) from None
+
+
+@main.command()
+@click.option("--older-than", callback=_duration, metavar="DURATION",
+              help="Thin the checks older than this (e.g. 7d) instead of the watchlist's "
+                   "defaults.keep_checks.")
+@pass_settings
+def prune(settings: Settings, older_than: timedelta | None) -> None:
+    """Thin old quiet checks to the first and last of each source's day.
+
+    The daemon does this every few hours by itself; failures, new versions, changes and the
+    checks an alert points to are always kept.
+    """
+    keep = older_than or settings.load_watchlist().defaults.keep_checks
+    if keep is None:
+        click.echo("defaults.keep_checks is null in the watchlist: every check is kept "
+                   "(pass --older-than to prune anyway)")
+        return
+    deleted = store.thin_checks(settings.engine(), store.utcnow() - keep)
+    click.echo(f"deleted {deleted} quiet checks older than {keep} (kept the first and last "
+               "of each source's day, and every failure, version, change and alerted check)")
 
 
 @main.command()

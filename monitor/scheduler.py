@@ -40,8 +40,13 @@ RELOAD_EVERY = 2.0
 """How often the watchlist file's mtime and size are looked at."""
 THREADS = 4
 """Checks wait on the network, not the CPU; the per-host gate keeps them polite to each site."""
+THIN_EVERY = timedelta(hours=6)
+"""How often quiet checks older than defaults.keep_checks are thinned (store.thin_checks)..."""
+THIN_DELAY = timedelta(minutes=5)
+"""...the first time a little after start, once the overdue checks have gone out."""
 DELIVER_JOB = "deliver"
 RELOAD_JOB = "reload"
+THIN_JOB = "thin"
 
 
 def first_runs(intervals: Mapping[str, timedelta], last_checked: Mapping[str, datetime],
@@ -90,6 +95,7 @@ class Service:
         self._client: httpx.Client | None = None
         self._retired: list[httpx.Client] = []
         self._gate: fetch.HostGate | None = None
+        self._thinned_before: datetime | None = None  # the days before it are thinned
 
     # --- lifecycle ------------------------------------------------------------------------------
 
@@ -105,6 +111,10 @@ class Service:
                                           (RELOAD_JOB, self.reload, RELOAD_EVERY)):
             self._scheduler.add_job(function, IntervalTrigger(seconds=seconds, timezone=UTC),
                                     id=job_id, max_instances=1, coalesce=True)
+        self._scheduler.add_job(self.thin, IntervalTrigger(seconds=THIN_EVERY.total_seconds(),
+                                                           timezone=UTC),
+                                id=THIN_JOB, next_run_time=store.utcnow() + THIN_DELAY,
+                                max_instances=1, coalesce=True)
         self._scheduler.start(paused=paused)
         return watchlist
 
@@ -228,6 +238,19 @@ class Service:
         if report.sent or report.failed or report.expired:
             logger.info("alerts: %d sent, %d failed, %d expired", report.sent, report.failed,
                         report.expired)
+
+    def thin(self) -> int:
+        """Thin the quiet checks older than the watchlist's keep_checks; how many went."""
+        assert self.watchlist is not None
+        keep = self.watchlist.defaults.keep_checks
+        if keep is None or self._stopping.is_set():
+            return 0
+        before = store.utcnow() - keep
+        deleted = store.thin_checks(self.engine, before, since=self._thinned_before)
+        self._thinned_before = store.start_of_day(before)
+        if deleted:
+            logger.info("thinned %d quiet checks older than %s", deleted, keep)
+        return deleted
 
 
 def _trigger_settings(watchlist: Watchlist, source: Source) -> tuple[timedelta, float]:

@@ -99,8 +99,12 @@ class Defaults(Strict):
     allow_private: bool = True
     """False refuses loopback, link-local and private addresses (for shared watchlists)."""
     robots: bool = False
+    keep_checks: timedelta | None = timedelta(days=30)
+    """Every check is kept this long; older quiet ones are thinned (store.thin_checks). None
+    keeps them all."""
 
     _durations = field_validator("every", "host_gap", "timeout", mode="before")(parse_duration)
+    _keep_checks = field_validator("keep_checks", mode="before")(_optional_duration)
 
 
 class Source(Strict):

@@ -7,13 +7,13 @@ import os
 import socket
 import subprocess
 import sys
-from datetime import UTC
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner, Result
 from conftest import Response, Site, Smtp
-from sqlmodel import Session
+from sqlmodel import Session, select
 
 from monitor import store
 from monitor.cli import main
@@ -108,7 +108,7 @@ def test_validate_exit_codes_in_a_real_process(cli: Cli, site: Site) -> None:
     assert bad.stderr.splitlines() == [
         f"{cli.path}:3: defaults: unknown key 'evrey' (did you mean 'every'?); allowed here: "
         "every, notify, jitter, failures_before_alert, host_gap, timeout, max_bytes, "
-        "allow_private, robots",
+        "allow_private, robots, keep_checks",
         f"{cli.path}:9: source 'lab' select: invalid CSS selector 'main >' (Expected selector, "
         "got <EOF at 6>); fix the selector syntax",
     ]
@@ -337,3 +337,51 @@ def test_history_prints_stored_times_in_utc(cli: Cli, site: Site) -> None:
     started = check.started_at.replace(tzinfo=UTC)  # SQLite returns stored UTC without a zone
     line = cli("history", "lab").stdout.splitlines()[-1]
     assert line.strip().startswith(started.strftime("%Y-%m-%d %H:%M UTC  baseline"))
+
+
+def _move_checks(database: str, day: datetime) -> list[str]:
+    """Move every stored check to noon of ``day``, a minute apart; their outcomes in order."""
+    noon = day.replace(hour=12, minute=0, second=0, microsecond=0)
+    with Session(store.make_engine(database)) as session:
+        checks = list(session.exec(select(store.Check).order_by(store.Check.id)))
+        for minute, check in enumerate(checks):
+            check.started_at = noon + timedelta(minutes=minute)
+            session.add(check)
+        session.commit()
+        return [check.outcome for check in checks]
+
+
+def test_prune_thins_old_quiet_checks_to_the_first_and_last_of_the_day(cli: Cli,
+                                                                      site: Site) -> None:
+    site.set("/lab", V1)
+    cli.write(watchlist_text(site))
+    for _ in range(5):
+        cli("check")
+    days_ago_40 = store.utcnow() - timedelta(days=40)
+    assert _move_checks(cli.database, days_ago_40) == ["baseline"] + ["unchanged"] * 4
+    result = cli("prune")  # defaults.keep_checks: 30 days
+    assert result.exit_code == 0
+    assert result.stdout.startswith("deleted 2 quiet checks older than 30 days")
+    with Session(store.make_engine(cli.database)) as session:
+        checks, _ = store.history(session, "lab")
+    assert [check.outcome for check in checks] == ["unchanged", "unchanged", "baseline"]
+
+
+def test_prune_keeps_everything_younger_than_older_than_or_when_keep_checks_is_null(
+        cli: Cli, site: Site) -> None:
+    site.set("/lab", V1)
+    cli.write(watchlist_text(site).replace("defaults:\n", "defaults:\n  keep_checks: null\n"))
+    for _ in range(4):
+        cli("check")
+    _move_checks(cli.database, store.utcnow() - timedelta(days=3))
+    assert "every check is kept" in cli("prune").stdout
+    assert cli("prune", "--older-than", "5d").stdout.startswith("deleted 0 quiet checks")
+    assert cli("prune", "--older-than", "2d").stdout.startswith("deleted 1 quiet checks")
+
+
+def test_prune_with_a_bad_duration_says_how_to_write_one(cli: Cli, site: Site) -> None:
+    cli.write(watchlist_text(site))
+    result = CliRunner().invoke(main, ["--watchlist", str(cli.path), "--database", cli.database,
+                                       "prune", "--older-than", "soon"])
+    assert result.exit_code == 2
+    assert "bad duration 'soon'; write a number and a unit, e.g. 30m, 6h, 1d" in result.output

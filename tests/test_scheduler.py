@@ -186,6 +186,27 @@ def test_a_due_source_is_checked_by_its_job(paused: Service, site: Site,
     assert [check.outcome for check in checks_of(sqlite_engine, "beta")] == ["baseline"]
 
 
+def test_the_daemon_thins_quiet_checks_older_than_keep_checks(paused: Service, site: Site,
+                                                             sqlite_engine: Engine) -> None:
+    long_ago = (store.utcnow() - timedelta(days=40)).replace(hour=12, minute=0)  # one day
+    with Session(sqlite_engine) as session:
+        for minutes in range(4):
+            store.add_check(session, {"source_id": "alpha", "url": "u", "outcome": "unchanged",
+                                      "started_at": long_ago + timedelta(minutes=minutes)})
+        session.commit()
+    assert paused.thin() == 2
+    assert len(checks_of(sqlite_engine, "alpha")) == 2
+    with Session(sqlite_engine) as session:
+        store.add_check(session, {"source_id": "alpha", "url": "u", "outcome": "unchanged",
+                                  "started_at": long_ago + timedelta(minutes=1)})
+        session.commit()
+    rewrite(paused.path, "defaults:\n  keep_checks: null\n" + paused.path.read_text()
+            .replace("defaults:\n", ""))
+    assert paused.reload() is True
+    assert paused.thin() == 0
+    assert len(checks_of(sqlite_engine, "alpha")) == 3
+
+
 def test_a_new_source_is_checked_within_seconds(tmp_path: Path, site: Site,
                                                 sqlite_engine: Engine) -> None:
     site.set("/alpha", PAGE)

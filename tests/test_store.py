@@ -182,3 +182,46 @@ def test_a_new_sqlite_file_opens_while_another_connection_holds_its_write_lock(t
         release.join()
         engine.dispose()
         holder.close()
+
+
+def _checks(s: Session, source_id: str, times: list[datetime], outcome: str = "not_modified"
+            ) -> list[int]:
+    return [store.add_check(s, {"source_id": source_id, "started_at": at, "url": "u",
+                                "outcome": outcome}).id or 0 for at in times]
+
+
+def test_thinning_keeps_each_source_days_first_and_last_quiet_check_and_all_that_is_evidence(
+        engine: Engine) -> None:
+    day1 = datetime(2026, 3, 1, tzinfo=UTC)
+    day2, day3 = day1 + timedelta(days=1), day1 + timedelta(days=2)
+    hours = [timedelta(hours=h) for h in range(24)]
+    with store.session(engine) as s:
+        baseline = _checks(s, "a", [day1 + timedelta(minutes=10)], "baseline")
+        quiet1 = _checks(s, "a", [day1 + h for h in hours[1:]])
+        failed = _checks(s, "a", [day1 + timedelta(hours=12, minutes=30)], "failed")
+        recovered, missing_quote = quiet1[13], quiet1[15]  # 14:00 and 16:00
+        s.add(store.Alert(source_id="a", check_id=recovered, kind="health_recovered",
+                          subject="ok again"))
+        s.add(_change("a", day1, check_id=missing_quote))
+        other = _checks(s, "b", [day1 + hours[2], day1 + hours[3]], "unchanged")
+        quiet2 = _checks(s, "a", [day2 + h for h in hours])
+        quiet3 = _checks(s, "a", [day3 + h for h in hours])
+        s.commit()
+
+    # Only whole days before the cutoff are thinned: day 3 is still being checked.
+    assert store.thin_checks(engine, day3 + timedelta(hours=12)) == 19 + 22
+    with store.session(engine) as s:
+        left = set(s.exec(select(Check.id)))
+    assert left == {*baseline, *failed, quiet1[0], quiet1[-1], recovered, missing_quote, *other,
+                    quiet2[0], quiet2[-1], *quiet3}
+    assert store.thin_checks(engine, day3 + timedelta(hours=12)) == 0
+
+
+@SQLITE_ONLY
+def test_thinning_an_empty_store_or_one_without_old_checks_deletes_nothing(engine: Engine) -> None:
+    assert store.thin_checks(engine, T0) == 0
+    with store.session(engine) as s:
+        _checks(s, "a", [T0, T0 + timedelta(hours=1), T0 + timedelta(hours=2)])
+        s.commit()
+    assert store.thin_checks(engine, T0 + timedelta(hours=15)) == 0  # 23:00: the day goes on
+    assert store.thin_checks(engine, T0 + timedelta(hours=16)) == 1
