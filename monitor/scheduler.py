@@ -246,8 +246,10 @@ class Service:
         if keep is None or self._stopping.is_set():
             return 0
         before = store.utcnow() - keep
-        deleted = store.thin_checks(self.engine, before, since=self._thinned_before)
-        self._thinned_before = store.start_of_day(before)
+        deleted = store.thin_checks(self.engine, before, since=self._thinned_before,
+                                    keep_going=lambda: not self._stopping.is_set())
+        if not self._stopping.is_set():
+            self._thinned_before = store.start_of_day(before)
         if deleted:
             logger.info("thinned %d quiet checks older than %s", deleted, keep)
         return deleted

@@ -225,3 +225,15 @@ def test_thinning_an_empty_store_or_one_without_old_checks_deletes_nothing(engin
         s.commit()
     assert store.thin_checks(engine, T0 + timedelta(hours=15)) == 0  # 23:00: the day goes on
     assert store.thin_checks(engine, T0 + timedelta(hours=16)) == 1
+
+
+@SQLITE_ONLY
+def test_thinning_stops_between_days_when_told_to(engine: Engine) -> None:
+    days = [T0, T0 + timedelta(days=1)]
+    with store.session(engine) as s:
+        for day in days:
+            _checks(s, "a", [day, day + timedelta(hours=1), day + timedelta(hours=2)])
+        s.commit()
+    answers = iter([True, False])
+    assert store.thin_checks(engine, T0 + timedelta(days=5), keep_going=lambda: next(answers)) == 1
+    assert store.thin_checks(engine, T0 + timedelta(days=5)) == 1  # the day left for later
