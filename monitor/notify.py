@@ -47,6 +47,8 @@ BACKOFF_FIRST = timedelta(minutes=1)
 BACKOFF_MAX = timedelta(hours=2)
 MAX_AGE = timedelta(days=3)
 """An alert still undelivered after this long is expired and reported, not retried forever."""
+DELIVER_BATCH = 100
+"""Sends per run of the daemon's delivery job, so that stopping never waits on a long queue."""
 EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
 PERMANENT_MARKERS = ("(535,", "(530,", "authentication", "error=401.", "error=403.",
                      "error=404.", "invalid_token", "channel_not_found", "no_service")
@@ -269,9 +271,10 @@ def send_test(watchlist: Watchlist, channel: str | None = None) -> list[TargetRe
 
 
 def deliver_pending(engine: Engine, watchlist: Watchlist, *, worker: str = WORKER,
-                    now: Clock = store.utcnow, limit: int = 100,
+                    now: Clock = store.utcnow, limit: int | None = None,
                     max_age: timedelta = MAX_AGE) -> DeliveryReport:
-    """Send every due delivery once; safe to run from several threads or processes at once.
+    """Send every due delivery once (at most ``limit``: the daemon's job, which runs again in
+    seconds); safe to run from several threads or processes at once.
 
     Each row is claimed just before its own send, never a batch up front: a batch behind a slow
     server could outlive STALE_CLAIM and be taken over, and sent twice."""
@@ -296,7 +299,7 @@ def _due(now: datetime) -> ColumnElement[bool]:
                     col(Delivery.claimed_at) < now - STALE_CLAIM))
 
 
-def due_ids(engine: Engine, *, now: datetime, limit: int) -> list[int]:
+def due_ids(engine: Engine, *, now: datetime, limit: int | None) -> list[int]:
     with Session(engine) as s:
         query = select(Delivery.id).where(_due(now)).order_by(col(Delivery.id)).limit(limit)
         return [i for i in s.exec(query) if i is not None]

@@ -234,7 +234,8 @@ class Service:
         if self._stopping.is_set():
             return
         ops.heartbeat()  # this job runs every few seconds: /healthz watches that it still does
-        report = notify.deliver_pending(self.engine, self.watchlist, worker=self.worker)
+        report = notify.deliver_pending(self.engine, self.watchlist, worker=self.worker,
+                                        limit=notify.DELIVER_BATCH)
         if report.sent or report.failed or report.expired:
             logger.info("alerts: %d sent, %d failed, %d expired", report.sent, report.failed,
                         report.expired)

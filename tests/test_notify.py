@@ -246,6 +246,21 @@ def test_each_recipient_of_an_email_url_gets_the_url_with_only_its_address() -> 
     assert (solo.recipient, solo.key) == (None, store.sha256(f"team\n{solo.written}"))
 
 
+@SQLITE_ONLY
+def test_a_one_off_delivery_sends_everything_due_beyond_the_daemons_batch(engine, smtp) -> None:
+    """`check` and `accept` deliver once and exit: a limit there would leave alerts waiting for
+    the next check (hours, from cron)."""
+    watchlist = watchlist_with(smtp.apprise_url())
+    for n in range(notify.DELIVER_BATCH + 1):
+        add_changes_alert(engine, watchlist, title=f"Commitment {n}")
+
+    report = notify.deliver_pending(engine, watchlist, worker="w", now=lambda: T0)
+
+    assert report.sent == notify.DELIVER_BATCH + 1
+    assert len(smtp.mailbox.messages) == notify.DELIVER_BATCH + 1
+    assert notify.due_ids(engine, now=T0, limit=None) == []
+
+
 def test_backoff_doubles_and_is_capped() -> None:
     assert [notify.backoff(n) for n in (1, 2, 3)] == [timedelta(minutes=m) for m in (1, 2, 4)]
     assert notify.backoff(30) == notify.BACKOFF_MAX
