@@ -358,10 +358,17 @@ def source_page(request: Request) -> Response:
     source = find_source(current_watchlist(request), source_id)
     with open_session(request) as session:
         state = session.get(SourceState, source_id)
+        newest_first = (col(Change.detected_at).desc(), col(Change.id).desc())
         changes = list(session.exec(
-            select(Change).where(Change.source_id == source_id)
-            .order_by(col(Change.detected_at).desc(), col(Change.id).desc())
+            select(Change).where(Change.source_id == source_id).order_by(*newest_first)
             .limit(SOURCE_HISTORY)))
+        # Read apart from the latest changes: a rewrite can bring hundreds of discovered
+        # sentences, and a commitment's status must not fall out of view behind them.
+        tracked = list(session.exec(
+            select(Change).where(Change.source_id == source_id,
+                                 col(Change.commitment_id).in_(
+                                     [c.id for c in source.commitments] if source else []))
+            .order_by(*newest_first)))
         checks = list(session.exec(
             select(Check).where(Check.source_id == source_id)
             .order_by(col(Check.started_at).desc()).limit(RECENT_CHECKS)))
@@ -373,7 +380,8 @@ def source_page(request: Request) -> Response:
         raise HTTPException(404, f"there is no source {source_id!r} in the watchlist or the store")
     return page(request, "source.html", source_id=source_id, source=source,
                 health=Health(source_id, source, state), changes=changes, checks=checks,
-                versions=versions, commitments=commitment_histories(source, changes))
+                versions=versions, commitments=commitment_histories(source, tracked),
+                changes_shown=SOURCE_HISTORY)
 
 
 def commitment_histories(source: Source | None,

@@ -23,7 +23,7 @@ from lxml import etree
 from sqlalchemy.engine import Engine
 from starlette.testclient import TestClient
 
-from monitor import fetch, pipeline, store, watchlist
+from monitor import fetch, pipeline, store, watchlist, web
 from monitor.store import Alert, Change, Check, SourceState, Version
 from monitor.web import create_app
 
@@ -343,6 +343,22 @@ def test_commitment_without_changes_reads_unchanged(client: TestClient, sqlite_e
     page = soup(client.get("/sources/acme-policy").text)
     rows = page.select("table.commitments tbody tr")
     assert rows[1].select(".status")[0].get_text() == "unchanged"
+
+
+def test_a_commitments_status_survives_hundreds_of_newer_discovered_changes(
+        client: TestClient, sqlite_engine: Engine) -> None:
+    with store.session(sqlite_engine) as s:  # a rewrite: every sentence of the page is news
+        s.add_all(Change(source_id="acme-policy", key=f"s:{n}", status="added",
+                         reason="new commitment sentence", after=f"We will do thing {n}.",
+                         url=URL, detected_at=T1 + timedelta(days=1))
+                  for n in range(web.SOURCE_HISTORY + 1))
+        s.commit()
+    page = soup(client.get("/sources/acme-policy").text)
+    rows = page.select("table.commitments tbody tr")
+    assert [row.select(".status")[0].get_text() for row in rows] == ["weakened", "removed"]
+    assert len(page.select("table.changes tbody tr")) == web.SOURCE_HISTORY
+    assert f"The latest {web.SOURCE_HISTORY}; all changes page back" in " ".join(
+        page.get_text(" ").split())
 
 
 def test_a_source_dropped_from_the_watchlist_keeps_its_history(
