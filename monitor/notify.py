@@ -62,7 +62,7 @@ class Target:
     channel: str
     written: str  # as in the watchlist, ${VAR}s unexpanded
     url: str = field(repr=False)
-    recipient: str | None = None  # the one address of an e-mail URL that names several
+    recipient: str | None = None  # the one address or channel of a URL that names several
 
     @property
     def key(self) -> str:
@@ -123,23 +123,30 @@ def channel_targets(watchlist: Watchlist, channel: str) -> list[Target]:
 
 
 def _targets_of(channel: str, written: str) -> list[Target]:
-    """One target per recipient of an e-mail URL that names several (``to=a,b`` or a path of
-    addresses): each is sent, retried and recorded on its own, so a refused address is retried
-    alone instead of re-sending the alert to everyone else on every retry."""
+    """One target per recipient of a URL that names several (an e-mail URL's addresses, a Slack
+    URL's channels): each is sent, retried and recorded on its own, so a refused address or a
+    failing channel is retried alone instead of re-sending the alert to all the others."""
     url = _expand(written)
-    recipients = _email_recipients(url)
-    if len(recipients) < 2:
+    singles = _one_url_per_recipient(url)
+    if len(singles) < 2:
         return [Target(channel, written, url)]
-    return [Target(channel, written, _with_recipient(url, recipient), recipient)
-            for recipient in recipients]
+    return [Target(channel, written, single, recipient) for recipient, single in singles]
+
+
+def _one_url_per_recipient(url: str) -> list[tuple[str, str]]:
+    """(recipient, the URL sending to it alone) for an e-mail or Slack URL; empty otherwise."""
+    scheme = urlsplit(url).scheme.lower()
+    if scheme in EMAIL_SCHEMES:
+        return [(address, _with_recipient(url, address)) for address in _email_recipients(url)]
+    if scheme == "slack":
+        return list(_slack_channels(url))
+    return []
 
 
 def _email_recipients(url: str) -> list[str]:
     """The addresses an apprise mailto:// or mailtos:// URL sends to, read as apprise reads
-    them: the path's segments, then the last ``to=``. Empty for any other URL."""
+    them: the path's segments, then the last ``to=``."""
     parts = urlsplit(url)
-    if parts.scheme.lower() not in EMAIL_SCHEMES:
-        return []
     named = [unquote(segment) for segment in parts.path.split("/") if segment]
     to = [value for _, key, value in _query_pairs(parts.query) if key == "to"]
     if to and to[-1]:
@@ -147,6 +154,22 @@ def _email_recipients(url: str) -> list[str]:
 
         named += parse_emails(to[-1])
     return list(dict.fromkeys(named))
+
+
+@functools.lru_cache(maxsize=256)
+def _slack_channels(url: str) -> tuple[tuple[str, str], ...]:
+    """A slack:// URL's channels, each with a URL posting to it alone. Tokens, channels and
+    options can be written in many ways (path, ``to=``, ``token=``, bot or webhook), so apprise
+    reads the URL and writes each one-channel URL itself."""
+    import apprise
+
+    service = apprise.Apprise.instantiate(url)
+    if service is None or len(service) < 2:
+        return ()
+    kind = type(service)
+    settings = kind.parse_url(service.url(privacy=False))
+    return tuple((target, kind(**{**settings, "targets": [target]}).url(privacy=False))
+                 for target in settings.get("targets") or [])
 
 
 def _with_recipient(url: str, recipient: str) -> str:

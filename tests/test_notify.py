@@ -14,6 +14,7 @@ import sys
 import threading
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
 import apprise
 import pytest
@@ -259,6 +260,47 @@ def test_a_one_off_delivery_sends_everything_due_beyond_the_daemons_batch(engine
     assert report.sent == notify.DELIVER_BATCH + 1
     assert len(smtp.mailbox.messages) == notify.DELIVER_BATCH + 1
     assert notify.due_ids(engine, now=T0, limit=None) == []
+
+
+@responses.activate
+@SQLITE_ONLY
+def test_a_failing_slack_channel_is_retried_alone_never_reposting_to_the_others(engine) -> None:
+    posts: list[str] = []
+
+    def hook(request: Any) -> tuple[int, dict[str, str], str]:
+        channel = json.loads(request.body)["channel"]
+        posts.append(channel)
+        return (500, {}, "down") if channel == "#gone" else (200, {}, "ok")
+
+    responses.add_callback(responses.POST, SLACK_HOOK, callback=hook)
+    watchlist = watchlist_with(SLACK_URL + "/#gone/@legal")
+    add_changes_alert(engine, watchlist)
+
+    for minutes in (0, 5, 60):
+        notify.deliver_pending(engine, watchlist, worker="w",
+                               now=lambda minutes=minutes: T0 + timedelta(minutes=minutes))
+
+    assert sorted(posts) == ["#gone", "#gone", "#gone", "#policy-alerts", "@legal"]
+    assert sorted((row.status, row.attempts) for row in deliveries(engine)) == [
+        ("pending", 3), ("sent", 1), ("sent", 1)]
+
+
+def test_each_channel_of_a_slack_url_gets_a_url_of_its_own_read_back_by_apprise(
+        monkeypatch) -> None:
+    monkeypatch.setenv("SLACK_TOKENS", "T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7")
+    written = "slack://Monitor@${SLACK_TOKENS}/#policy-alerts/@legal?footer=no"
+    watchlist = watchlist_with(written, SLACK_URL)
+
+    *split, solo = notify.channel_targets(watchlist, "team")
+
+    assert [t.recipient for t in split] == ["#policy-alerts", "@legal"]
+    services = [apprise.Apprise.instantiate(t.url) for t in split]
+    assert [service.channels for service in services] == [["#policy-alerts"], ["@legal"]]
+    assert {(service.user, service.token_c, service.include_footer) for service in services} == {
+        ("Monitor", "TIiajkdnlazkcOXrIdevi7", False)}
+    assert all("TIiajkdnlazkcOXrIdevi7" not in t.label for t in split)
+    assert len({t.key for t in split}) == 2 and all(t.written == written for t in split)
+    assert (solo.recipient, solo.key) == (None, store.sha256(f"team\n{SLACK_URL}"))
 
 
 def test_backoff_doubles_and_is_capped() -> None:
