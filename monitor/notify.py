@@ -124,8 +124,8 @@ def channel_targets(watchlist: Watchlist, channel: str) -> list[Target]:
 
 def _targets_of(channel: str, written: str) -> list[Target]:
     """One target per recipient of a URL that names several (an e-mail URL's addresses, a Slack
-    URL's channels): each is sent, retried and recorded on its own, so a refused address or a
-    failing channel is retried alone instead of re-sending the alert to all the others."""
+    URL's channels, ...): each is sent, retried and recorded on its own, so a refused address or
+    a failing channel is retried alone instead of re-sending the alert to all the others."""
     url = _expand(written)
     singles = _one_url_per_recipient(url)
     if len(singles) < 2:
@@ -134,13 +134,10 @@ def _targets_of(channel: str, written: str) -> list[Target]:
 
 
 def _one_url_per_recipient(url: str) -> list[tuple[str, str]]:
-    """(recipient, the URL sending to it alone) for an e-mail or Slack URL; empty otherwise."""
-    scheme = urlsplit(url).scheme.lower()
-    if scheme in EMAIL_SCHEMES:
+    """(recipient, the URL sending to it alone) for a URL naming several; empty otherwise."""
+    if urlsplit(url).scheme.lower() in EMAIL_SCHEMES:
         return [(address, _with_recipient(url, address)) for address in _email_recipients(url)]
-    if scheme == "slack":
-        return list(_slack_channels(url))
-    return []
+    return list(_apprise_targets(url))
 
 
 def _email_recipients(url: str) -> list[str]:
@@ -157,19 +154,25 @@ def _email_recipients(url: str) -> list[str]:
 
 
 @functools.lru_cache(maxsize=256)
-def _slack_channels(url: str) -> tuple[tuple[str, str], ...]:
-    """A slack:// URL's channels, each with a URL posting to it alone. Tokens, channels and
-    options can be written in many ways (path, ``to=``, ``token=``, bot or webhook), so apprise
-    reads the URL and writes each one-channel URL itself."""
+def _apprise_targets(url: str) -> tuple[tuple[str, str], ...]:
+    """The targets of any other URL naming several (Slack channels, Telegram chats, Matrix
+    rooms...), each with a URL for it alone. Services write tokens, targets and options in many
+    ways, so apprise reads the URL and writes each one-target URL itself; a URL whose service
+    does not take its targets back one at a time stays whole."""
     import apprise
 
     service = apprise.Apprise.instantiate(url)
     if service is None or len(service) < 2:
         return ()
     kind = type(service)
-    settings = kind.parse_url(service.url(privacy=False))
-    return tuple((target, kind(**{**settings, "targets": [target]}).url(privacy=False))
-                 for target in settings.get("targets") or [])
+    settings = kind.parse_url(service.url(privacy=False)) or {}
+    targets = settings.get("targets") or []
+    if len(targets) != len(service):
+        return ()
+    singles = [(target, kind(**{**settings, "targets": [target]})) for target in targets]
+    if any(len(single) != 1 for _, single in singles):
+        return ()
+    return tuple((target, single.url(privacy=False)) for target, single in singles)
 
 
 def _with_recipient(url: str, recipient: str) -> str:

@@ -285,13 +285,14 @@ def test_a_failing_slack_channel_is_retried_alone_never_reposting_to_the_others(
         ("pending", 3), ("sent", 1), ("sent", 1)]
 
 
-def test_each_channel_of_a_slack_url_gets_a_url_of_its_own_read_back_by_apprise(
+def test_each_channel_of_a_slack_or_telegram_url_gets_a_url_of_its_own_read_back_by_apprise(
         monkeypatch) -> None:
     monkeypatch.setenv("SLACK_TOKENS", "T1JJ3T3L2/A1BRTD4JD/TIiajkdnlazkcOXrIdevi7")
     written = "slack://Monitor@${SLACK_TOKENS}/#policy-alerts/@legal?footer=no"
-    watchlist = watchlist_with(written, SLACK_URL)
+    telegram = "tgram://123456789:abcdefg_hijklmnop/-100123/-100456?silent=yes"
+    watchlist = watchlist_with(written, SLACK_URL, telegram)
 
-    *split, solo = notify.channel_targets(watchlist, "team")
+    *split, solo, chat1, chat2 = notify.channel_targets(watchlist, "team")
 
     assert [t.recipient for t in split] == ["#policy-alerts", "@legal"]
     services = [apprise.Apprise.instantiate(t.url) for t in split]
@@ -301,6 +302,9 @@ def test_each_channel_of_a_slack_url_gets_a_url_of_its_own_read_back_by_apprise(
     assert all("TIiajkdnlazkcOXrIdevi7" not in t.label for t in split)
     assert len({t.key for t in split}) == 2 and all(t.written == written for t in split)
     assert (solo.recipient, solo.key) == (None, store.sha256(f"team\n{SLACK_URL}"))
+    chats = [apprise.Apprise.instantiate(t.url) for t in (chat1, chat2)]
+    assert [(chat.targets, chat.silent) for chat in chats] == [
+        ([(-100123, None)], True), ([(-100456, None)], True)]
 
 
 def test_backoff_doubles_and_is_capped() -> None:
