@@ -493,8 +493,8 @@ def thin_checks(engine: Engine, before: datetime, *, since: datetime | None = No
     ``keep_going`` is asked before each day: a daemon told to stop does not finish a year.
 
     A quiet check only proves that nothing changed, and two a day keep that proof (unchanged
-    from the first to the last); an hourly check of 5,000 sources otherwise adds 7.7 GB of rows
-    a year. Failures, baselines and changes are never thinned."""
+    from the first to the last); an hourly check of 5,000 sources otherwise adds 7 GB of rows a
+    year. Failures, baselines and changes are never thinned."""
     with engine.connect() as conn:
         oldest = conn.execute(_OLDEST_QUIET).scalar()
     if oldest is None:

@@ -361,7 +361,7 @@ def test_prune_thins_old_quiet_checks_to_the_first_and_last_of_the_day(cli: Cli,
     assert _move_checks(cli.database, days_ago_40) == ["baseline"] + ["unchanged"] * 4
     result = cli("prune")  # defaults.keep_checks: 30 days
     assert result.exit_code == 0
-    assert result.stdout.startswith("deleted 2 quiet checks older than 30 days")
+    assert result.stdout.startswith("deleted 2 quiet checks older than 30 days (kept the first")
     with Session(store.make_engine(cli.database)) as session:
         checks, _ = store.history(session, "lab")
     assert [check.outcome for check in checks] == ["unchanged", "unchanged", "baseline"]
@@ -376,7 +376,8 @@ def test_prune_keeps_everything_younger_than_older_than_or_when_keep_checks_is_n
     _move_checks(cli.database, store.utcnow() - timedelta(days=3))
     assert "every check is kept" in cli("prune").stdout
     assert cli("prune", "--older-than", "5d").stdout.startswith("deleted 0 quiet checks")
-    assert cli("prune", "--older-than", "2d").stdout.startswith("deleted 1 quiet checks")
+    assert cli("prune", "--older-than", "36h").stdout.startswith(
+        "deleted 1 quiet checks older than 1 day, 12:00:00 (kept")
 
 
 def test_prune_with_a_bad_duration_says_how_to_write_one(cli: Cli, site: Site) -> None:
