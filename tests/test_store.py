@@ -7,6 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -237,3 +238,23 @@ def test_thinning_stops_between_days_when_told_to(engine: Engine) -> None:
     answers = iter([True, False])
     assert store.thin_checks(engine, T0 + timedelta(days=5), keep_going=lambda: next(answers)) == 1
     assert store.thin_checks(engine, T0 + timedelta(days=5)) == 1  # the day left for later
+
+
+def test_times_read_back_as_stored_in_utc_whatever_the_servers_time_zone(
+        database_url: str) -> None:
+    """Times are zoned columns: a server set to another zone neither shifts nor relabels them."""
+    if database_url.startswith("postgresql"):  # as a server installed in Berlin would be
+        admin = store.make_engine(database_url).execution_options(isolation_level="AUTOCOMMIT")
+        with admin.connect() as conn:
+            conn.execute(text(f'ALTER DATABASE "{database_url.rsplit("/", 1)[1]}" '
+                              "SET timezone TO 'Europe/Berlin'"))
+        admin.dispose()
+    engine = store.make_engine(database_url)
+    store.create_schema(engine)
+    with store.session(engine) as s:
+        store.add_check(s, {"source_id": "a", "started_at": T0, "url": "u",
+                            "outcome": "baseline"})
+        s.commit()
+        checks, _ = store.history(s, "a")
+    assert store.as_utc(checks[0].started_at) == T0
+    engine.dispose()
