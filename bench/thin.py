@@ -30,7 +30,7 @@ from monitor import store  # noqa: E402
 KEEP = timedelta(days=30)
 
 
-def fill(path: Path, sources: int, days: int, now: datetime) -> None:
+def fill(path: Path, sources: int, days: int, alerts: int, now: datetime) -> None:
     """Rows straight through sqlite3: the ORM would take minutes for millions of rows."""
     engine = store.make_engine(f"sqlite:///{path}")
     store.create_schema(engine)
@@ -44,6 +44,22 @@ def fill(path: Path, sources: int, days: int, now: datetime) -> None:
         hours = int((now - recent) / timedelta(hours=1))
         for hour in range(hours):
             _insert(conn, sources, [recent + timedelta(hours=hour)])
+        _cite(conn, alerts)
+
+
+def _cite(conn: sqlite3.Connection, count: int) -> None:
+    """Alerts and changes, each pointing at a check (spread over the table): a year of them.
+    Deleting a check makes the database look for rows that cite it."""
+    last = conn.execute('SELECT max(id) FROM "check"').fetchone()[0]
+    step = max(1, last // max(count, 1))
+    conn.executemany(
+        "INSERT INTO alert (source_id, check_id, kind, subject, created_at) "
+        "VALUES ('source-00000', ?, 'changes', 'x', '2026-01-01 00:00:00.000000')",
+        ((n * step + 1,) for n in range(count)))
+    conn.executemany(
+        "INSERT INTO change (source_id, check_id, key, status, reason, url, detected_at) "
+        "VALUES ('source-00000', ?, 'k', 'weakened', 'x', 'u', '2026-01-01 00:00:00.000000')",
+        ((n * step + 1,) for n in range(count)))
 
 
 def _insert(conn: sqlite3.Connection, sources: int, times: list[datetime]) -> None:
@@ -66,12 +82,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sources", type=int, default=1000)
     parser.add_argument("--days", type=int, default=365, help="days of history already thinned")
+    parser.add_argument("--alerts", type=int, default=10_000,
+                        help="alerts, and as many changes, citing checks")
     args = parser.parse_args()
     now = store.utcnow()
     with tempfile.TemporaryDirectory() as tmp:
         path = Path(tmp) / "monitor.db"
         started = time.perf_counter()
-        fill(path, args.sources, args.days, now)
+        fill(path, args.sources, args.days, args.alerts, now)
         with sqlite3.connect(path) as conn:
             rows = conn.execute('SELECT count(*) FROM "check"').fetchone()[0]
         before = size_mb(path)

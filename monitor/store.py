@@ -115,7 +115,7 @@ class SourceState(SQLModel, table=True):
 class Alert(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     source_id: str = Field(index=True)
-    check_id: int | None = Field(default=None, foreign_key="check.id")
+    check_id: int | None = Field(default=None, foreign_key="check.id", index=True)
     kind: str  # changes | health_failing | health_recovered | new_version | delivery_expired
     subject: str
     detail: str | None = Field(default=None, sa_column=Column(Text))
@@ -126,7 +126,7 @@ class Change(SQLModel, table=True):
     id: int | None = Field(default=None, primary_key=True)
     alert_id: int | None = Field(default=None, foreign_key="alert.id", index=True)
     source_id: str = Field(index=True)
-    check_id: int | None = Field(default=None, foreign_key="check.id")
+    check_id: int | None = Field(default=None, foreign_key="check.id", index=True)
     commitment_id: str | None = None
     commitment_title: str | None = None
     key: str  # stable identity of the tracked sentence (commitment id, or hash of the sentence)
