@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -30,7 +30,7 @@ from sqlalchemy.exc import SQLAlchemyError
 from sqlmodel import Session, col, select
 
 from monitor import fetch, normalise, notify, ops, render, store
-from monitor.detect import Finding, detect, relocated
+from monitor.detect import Finding, arrived, detect, relocated
 from monitor.errors import NormaliseError, SourceError
 from monitor.fetch import FetchResult
 from monitor.normalise import NORMALISER_VERSION, Document
@@ -40,6 +40,9 @@ from monitor.watchlist import Source, Watchlist
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
 WORKER = notify.WORKER
+MOVE_WINDOW = timedelta(days=90)
+"""A commitment moved between documents appears in one within weeks of leaving the other: an
+older removal is history, not where a new sentence came from."""
 LEASE_MIN = timedelta(seconds=30)
 """A lease lasts 10 timeouts (a check makes a few requests) but at least this long: a replica
 killed mid-check holds its sources for that long, and a check outliving its lease is fenced out
@@ -246,6 +249,8 @@ def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> Check
     findings = [*detection.findings, *(f for f in missing if f.key not in keys)]
     if any(f.status == "removed" for f in findings):
         findings = relocated(findings, _other_documents(run))
+    if any(f.status == "added" for f in findings):
+        findings = arrived(findings, _removed_elsewhere(run))
     if run.rebaseline:  # quotes already reported missing are not news
         findings = [f for f in findings if f.key not in reported_missing]
     return _record_version(run, result, document, previous, findings)
@@ -254,16 +259,47 @@ def _check(run: Run, client: httpx.Client, gate: fetch.HostGate | None) -> Check
 def _other_documents(run: Run) -> dict[str, str]:
     """The current texts of the publisher's other watched documents, by name: where a removed
     commitment may have moved."""
-    others = {source.id: source for source in run.watchlist.sources
-              if source.company == run.source.company and source.id != run.source.id}
+    others = _siblings(run)
+    return {_name(others[source_id]): text
+            for source_id, text in _current_texts(run.engine, others)} if others else {}
+
+
+def _removed_elsewhere(run: Run) -> dict[str, str]:
+    """Sentences the publisher's other watched documents lost within MOVE_WINDOW and do not
+    hold again, each with where it was: where an added commitment may have come from."""
+    others = _siblings(run)
     if not others:
         return {}
     with store.session(run.engine) as s:
-        rows = s.exec(select(SourceState.source_id, Version.text)
-                      .join(Version, col(Version.id) == col(SourceState.version_id))
-                      .where(col(SourceState.source_id).in_(others)))
-        return {f"{others[source_id].company} · {others[source_id].title}": text
-                for source_id, text in rows}
+        rows = s.exec(select(Change.source_id, Change.before, Change.detected_at)
+                      .where(col(Change.source_id).in_(others), Change.status == "removed",
+                             col(Change.before).is_not(None),
+                             col(Change.detected_at) >= run.started_at - MOVE_WINDOW)
+                      .order_by(col(Change.id)))
+        removed = {before: (source_id, detected_at) for source_id, before, detected_at in rows}
+    if not removed:
+        return {}
+    texts = dict(_current_texts(run.engine, others))
+    return {before: f"{_name(others[source_id])}, removed {render.when(detected_at)}"
+            for before, (source_id, detected_at) in removed.items()
+            if before not in texts.get(source_id, "")}
+
+
+def _current_texts(engine: Engine, source_ids: Iterable[str]) -> list[tuple[str, str]]:
+    with store.session(engine) as s:
+        return list(s.exec(select(SourceState.source_id, Version.text)
+                           .join(Version, col(Version.id) == col(SourceState.version_id))
+                           .where(col(SourceState.source_id).in_(list(source_ids)))))
+
+
+def _siblings(run: Run) -> dict[str, Source]:
+    """The publisher's other watched documents, by id."""
+    return {source.id: source for source in run.watchlist.sources
+            if source.company == run.source.company and source.id != run.source.id}
+
+
+def _name(source: Source) -> str:
+    return f"{source.company} · {source.title}"
 
 
 def _missing_quotes(source: Source, text: str, reported: set[str]) -> list[Finding]:

@@ -6,7 +6,7 @@ from dataclasses import dataclass
 
 import pytest
 
-from monitor.detect import detect, relocated, sentence_key
+from monitor.detect import arrived, detect, relocated, sentence_key
 from monitor.detect.collapse import collapse_reason
 from monitor.detect.judge import judge, word_diff
 from monitor.detect.locate import Located, align, is_commitment
@@ -255,6 +255,32 @@ def test_a_removed_sentence_another_document_holds_is_moved_there_not_removed() 
     assert moved.reason == ("moved to another document: Acme · Compliance Framework (no longer "
                             "in this one)")
     assert kept.status == "removed"
+
+
+LOST = "We will pause training if safeguards lag, and we will tell the board within a week."
+
+
+@pytest.mark.parametrize("added, status, reason", [
+    (LOST, "moved",
+     "moved here from another document: Acme · Policy, removed 2026-03-01 08:00 UTC"),
+    (LOST.replace("the board", "our board"), "moved",
+     "moved here from another document: Acme · Policy, removed 2026-03-01 08:00 UTC"),
+    (LOST.replace("we will tell", "we may tell"), "weakened",
+     "moved here from another document (Acme · Policy, removed 2026-03-01 08:00 UTC), and "
+     'weakened: modal downgrade: "will" -> "may"'),
+    ("We will publish our evaluations every quarter.", "added", "new commitment sentence"),
+])
+def test_an_added_sentence_another_document_lost_reads_as_moved_here(added: str, status: str,
+                                                                     reason: str) -> None:
+    findings = detect("# Duties\nThese duties moved here.", f"# Duties\nThese duties moved "
+                      f"here. {added}", [], discover=True).findings
+    removed = {LOST: "Acme · Policy, removed 2026-03-01 08:00 UTC"}
+
+    [finding] = arrived(findings, removed)
+
+    assert (finding.status, finding.reason, finding.after, finding.before) == (
+        status, reason, added, None)
+    assert arrived(findings, {}) == list(findings)
 
 
 def test_configured_quote_is_not_reported_twice_under_discover() -> None:

@@ -488,6 +488,44 @@ def test_a_commitment_relocated_to_another_watched_document_reads_as_moved(
 
 
 @SQLITE_ONLY
+@pytest.mark.parametrize("put_back, status", [(False, "moved"), (True, "added")])
+def test_a_commitment_arriving_from_another_watched_document_reads_as_moved_here(
+        engine, site, smtp, clock, put_back: bool, status: str) -> None:
+    # The document that loses a commitment may be checked first: its "removed" went out, and
+    # the document that gains it says where it came from (unless the first one has it back).
+    site.set("/policy", page())
+    site.set("/compliance", page(None))
+    policy = make_watchlist(site, smtp).sources[0]
+    compliance = Source(id="acme-compliance", company="Acme", title="Compliance Framework",
+                        url=site.url("/compliance"), drop=("footer", "nav"), discover=True)
+    watchlist = Watchlist(defaults=Defaults(notify=("team",), host_gap=0.001, timeout=2),
+                          channels={"team": (smtp.apprise_url(),)},
+                          sources=(policy, compliance))
+    pipeline.check_all(watchlist, engine=engine, now=clock, worker="test")
+
+    clock.advance()
+    site.set("/policy", page(None))
+    pipeline.check_all(watchlist, engine=engine, source_ids=["acme-usage"], now=clock,
+                       worker="test")
+    if put_back:
+        clock.advance()
+        site.set("/policy", page())
+        pipeline.check_all(watchlist, engine=engine, source_ids=["acme-usage"], now=clock,
+                           worker="test")
+    clock.advance()
+    site.set("/compliance", page())
+    pipeline.check_all(watchlist, engine=engine, source_ids=["acme-compliance"], now=clock,
+                       worker="test")
+
+    with store.session(engine) as s:
+        [change] = s.exec(select(Change).where(Change.source_id == "acme-compliance")).all()
+    assert (change.status, change.after) == (status, MILITARY)
+    if status == "moved":
+        assert change.reason.startswith("moved here from another document: Acme · Usage "
+                                        "Policies, removed ")
+
+
+@SQLITE_ONLY
 def test_renormalise_rebuilds_versions_silently(engine, site, smtp, clock) -> None:
     site.set("/policy", page(extra=PROMO))
     check(make_watchlist(site, smtp), engine, clock)

@@ -8,6 +8,7 @@ Pure: no I/O, no database, no clock. The steps, one module each:
     judge.judge       weakened / strengthened / reworded, with a one-line reason
     wording           the vocabulary all of them use (commitment language, modals, hedges, ...)
     relocated         a removed sentence found in another of the company's documents is "moved"
+    arrived           an added sentence that another of them lost shortly before is "moved" too
 Only commitments produce findings: configured quotes, and with ``discover`` every unit with
 commitment language (a list item or table row counts through its lead-in). Everything else may
 change freely.
@@ -42,7 +43,7 @@ from monitor.detect.sentences import (
 )
 from monitor.detect.wording import EXCEPTION_CLAUSE
 
-__all__ = ["SEVERITY", "CommitmentLike", "Detection", "Finding", "Status", "detect",
+__all__ = ["SEVERITY", "CommitmentLike", "Detection", "Finding", "Status", "arrived", "detect",
            "relocated", "sentence_key"]
 
 Status = Literal["removed", "weakened", "not_found", "reworded", "moved", "added",
@@ -121,6 +122,37 @@ def relocated(findings: Sequence[Finding], documents: Mapping[str, str]) -> list
     return [_moved(finding, where) if finding.status == "removed" and finding.before
             and (where := _holder(canonical(finding.before), sentences)) else finding
             for finding in findings]
+
+
+def arrived(findings: Sequence[Finding], removed: Mapping[str, str]) -> list[Finding]:
+    """The findings, with each added sentence that another of the publisher's documents lost
+    shortly before (``removed``: sentence -> that document, e.g. "Acme · Policy, removed
+    2026-03-01") re-read as having moved here. The other half of ``relocated``: the document
+    that loses a commitment is often checked before the one that gains it. A sentence whose
+    meaning changed on the way is "weakened" or "strengthened" all the same."""
+    if not removed or not any(f.status == "added" and f.after for f in findings):
+        return list(findings)
+    origins = {canonical(sentence): (sentence, where) for sentence, where in removed.items()}
+    return [_arrival(finding, finding.after, origins) if finding.status == "added"
+            and finding.after else finding for finding in findings]
+
+
+def _arrival(finding: Finding, after: str, origins: Mapping[str, tuple[str, str]]) -> Finding:
+    match = origins.get(canonical(after))
+    if match is None:
+        closest = process.extractOne(canonical(after), list(origins), scorer=fuzz.ratio,
+                                     score_cutoff=RELOCATED_CUTOFF)
+        if closest is None:
+            return finding
+        match = origins[closest[0]]
+    sentence, where = match
+    verdict = judge(sentence, after)
+    if verdict is None or verdict[0] == "reworded":
+        return replace(finding, status="moved",
+                       reason=f"moved here from another document: {where}")
+    return replace(finding, status=verdict[0],
+                   reason=f"moved here from another document ({where}), and {verdict[0]}: "
+                          f"{verdict[1]}")
 
 
 def _holder(sentence: str, documents: Mapping[str, list[str]]) -> str | None:
