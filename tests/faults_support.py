@@ -356,8 +356,6 @@ def crash_run(workdir: Path, *, seed: int, iterations: int, budget: float,
     report = CrashReport(seed=seed, sources=pages, channels=len(CHANNELS))
     started = time.monotonic()
     site, mailbox = Site(), SlowMailbox(accept_delay)
-    # A killed service resets its connections mid-request: expected here, not worth a traceback.
-    site.server.handle_error = lambda *_: None  # type: ignore[method-assign]
     database = database or f"sqlite:///{workdir}/monitor.db"
     engine: Engine | None = None
     try:
