@@ -5,10 +5,11 @@
 
 Fills a fresh SQLite file with the check rows of SOURCES sources checked hourly: DAYS days
 already thinned by earlier runs (the first and last quiet check of each source's day), then
-the 31 days since, hourly. Then times the daemon's thinning runs: its first (one whole day has
-become older than keep_checks), its next (nothing new; it remembers what it thinned) and a
-restarted daemon's first (nothing new, every day read again), and prints the file size before
-and after, with the size the same days would take unthinned.
+the 31 days since, hourly, and ALERTS alerts and as many changes citing checks (deleting a
+check makes the database look for them). Then times the daemon's thinning runs: its first
+(one whole day has become older than keep_checks), its next (nothing new; it remembers what
+it thinned) and a restarted daemon's first (nothing new, every day read again), and prints
+the file size before and after, with the size the same days would take unthinned.
 """
 
 from __future__ import annotations
