@@ -388,7 +388,7 @@ def prune(settings: Settings, older_than: timedelta | None) -> None:
                    "(pass --older-than to prune anyway)")
         return
     deleted = store.thin_checks(settings.engine(), store.utcnow() - keep)
-    age = f"{keep.days} days" if keep == timedelta(days=keep.days) else str(keep)
+    age = str(keep).removesuffix(", 0:00:00")  # "30 days", "1 day, 12:00:00"
     click.echo(f"deleted {deleted} quiet checks older than {age} (kept the first and last "
                "of each source's day, and every failure, version, change and alerted check)")
 
