@@ -366,9 +366,8 @@ def source_page(request: Request) -> Response:
         # sentences, and a commitment's status must not fall out of view behind them.
         tracked = list(session.exec(
             select(Change).where(Change.source_id == source_id,
-                                 col(Change.commitment_id).in_(
-                                     [c.id for c in source.commitments] if source else []))
-            .order_by(*newest_first)))
+                                 col(Change.commitment_id).in_([c.id for c in source.commitments]))
+            .order_by(*newest_first))) if source else []
         checks = list(session.exec(
             select(Check).where(Check.source_id == source_id)
             .order_by(col(Check.started_at).desc()).limit(RECENT_CHECKS)))
