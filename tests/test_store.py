@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import text
+from sqlalchemy import event, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -239,6 +239,49 @@ def test_thinning_stops_between_days_when_told_to(engine: Engine) -> None:
     assert store.thin_checks(engine, T0 + timedelta(days=5), keep_going=lambda: next(answers)) == 1
     assert store.thin_checks(engine, T0 + timedelta(days=5)) == 1  # the day left for later
 
+
+
+def _deletes(engine: Engine) -> list[str]:
+    """Every DELETE the engine runs from now on (one per thinning transaction)."""
+    seen: list[str] = []
+    event.listen(engine, "before_cursor_execute",
+                 lambda _conn, _cursor, statement, *_: seen.append(statement)
+                 if statement.lstrip().upper().startswith("DELETE") else None)
+    return seen
+
+
+def test_a_crowded_day_is_thinned_in_batches_of_sources_to_the_same_result(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    """Each delete is its own short transaction (SQLite's write lock is held per delete), and
+    cutting the day into batches changes nothing that is kept."""
+    hours = [T0.replace(hour=0) + timedelta(hours=h) for h in range(24)]
+    sources = [f"s{n:02d}" for n in range(10)]
+    with store.session(engine) as s:
+        kept = {i for source in sources for i in _checks(s, source, hours)[::23]}
+        s.commit()
+    monkeypatch.setattr(store, "THIN_BATCH_ROWS", 50)  # two sources (48 checks) a batch
+    deletes = _deletes(engine)
+    assert store.thin_checks(engine, T0 + timedelta(days=1)) == 10 * 22
+    assert len(deletes) == 5
+    with store.session(engine) as s:
+        assert set(s.exec(select(Check.id))) == kept
+    assert store.thin_checks(engine, T0 + timedelta(days=1)) == 0
+    assert len(deletes) == 5  # a day thinned already is read, and takes no write lock
+
+
+@SQLITE_ONLY
+def test_thinning_told_to_stop_leaves_the_rest_of_the_day_for_the_next_run(
+        engine: Engine, monkeypatch: pytest.MonkeyPatch) -> None:
+    hours = [T0.replace(hour=0) + timedelta(hours=h) for h in range(3)]
+    with store.session(engine) as s:
+        for source in ("a", "b", "c"):
+            _checks(s, source, hours)
+        s.commit()
+    monkeypatch.setattr(store, "THIN_BATCH_ROWS", 3)  # one source a batch
+    answers = iter([True, False])
+    assert store.thin_checks(engine, T0 + timedelta(days=1),
+                             keep_going=lambda: next(answers)) == 1
+    assert store.thin_checks(engine, T0 + timedelta(days=1)) == 2
 
 def test_times_read_back_as_stored_in_utc_whatever_the_servers_time_zone(
         database_url: str) -> None:

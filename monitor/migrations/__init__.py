@@ -30,7 +30,7 @@ if TYPE_CHECKING:
 
 SCRIPT_LOCATION = Path(__file__).resolve().parent
 FIRST_REVISION = "0001"
-HEAD_REVISION = "0003"  # the newest file in versions/
+HEAD_REVISION = "0004"  # the newest file in versions/
 ADVISORY_LOCK_KEY = 0x636D6967  # "cmig": one lock id for every replica of this service
 PRE_MIGRATION_TABLE = "snapshot"  # present in every database create_all ever made
 
