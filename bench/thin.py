@@ -8,8 +8,9 @@ already thinned by earlier runs (the first and last quiet check of each source's
 the 31 days since, hourly, and ALERTS alerts and as many changes citing checks (deleting a
 check makes the database look for them). Then times the daemon's thinning runs: its first
 (one whole day has become older than keep_checks), its next (nothing new; it remembers what
-it thinned) and a restarted daemon's first (nothing new, every day read again), and prints
-the file size before and after, with the size the same days would take unthinned.
+it thinned) and a restarted daemon's first (nothing new, every day read again), with the
+longest single delete (on SQLite it holds the write lock every check waits for), and prints the
+file size before and after, with the size the same days would take unthinned.
 """
 
 from __future__ import annotations
@@ -22,6 +23,9 @@ import tempfile
 import time
 from datetime import datetime, timedelta
 from pathlib import Path
+
+from sqlalchemy import event
+from sqlalchemy.engine import Engine
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
@@ -71,6 +75,25 @@ def _insert(conn: sqlite3.Connection, sources: int, times: list[datetime]) -> No
          for at in times for n in range(sources)))
 
 
+def time_deletes(engine: Engine) -> list[float]:
+    """The wall time of every DELETE the engine runs, its commit included: how long each held
+    SQLite's write lock."""
+    durations: list[float] = []
+    started: list[float] = []
+
+    def before(_conn, _cursor, statement, *_args) -> None:  # type: ignore[no-untyped-def]
+        if statement.lstrip().upper().startswith("DELETE"):
+            started.append(time.perf_counter())
+
+    def commit(_conn) -> None:  # type: ignore[no-untyped-def]
+        if started:
+            durations.append(time.perf_counter() - started.pop())
+
+    event.listen(engine, "before_cursor_execute", before)
+    event.listen(engine, "commit", commit)
+    return durations
+
+
 def size_mb(path: Path) -> float:
     with sqlite3.connect(path) as conn:
         conn.execute("PRAGMA wal_checkpoint(TRUNCATE)")
@@ -98,14 +121,18 @@ def main() -> None:
               f"{rows:,} check rows, {before:.1f} MB in use (filled in "
               f"{time.perf_counter() - started:.0f} s)")
         engine = store.make_engine(f"sqlite:///{path}")
+        deletes = time_deletes(engine)
         thinned = store.start_of_day(now - KEEP)
         for run, since in (("first run (one day due)", None),
                            ("next run of that daemon (nothing due)", thinned),
                            ("first run after a restart (nothing due)", None)):
             started, cpu = time.perf_counter(), time.process_time()
+            deletes.clear()
             deleted = store.thin_checks(engine, now - KEEP, since=since)
+            longest = f"{max(deletes):.2f} s" if deletes else "none"
             print(f"{run}: deleted {deleted:,} rows in {time.perf_counter() - started:.2f} s "
-                  f"wall, {time.process_time() - cpu:.2f} s CPU")
+                  f"wall, {time.process_time() - cpu:.2f} s CPU; {len(deletes)} deletes, the "
+                  f"longest {longest}")
         after = size_mb(path)
         per_row = before * 1e6 / rows
         unthinned = args.sources * 24 * (args.days + 31) * per_row / 1e6
