@@ -12,6 +12,7 @@ from __future__ import annotations
 import mimetypes
 import re
 import uuid
+from collections import Counter
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -254,6 +255,38 @@ class Health:
         }
 
 
+HEALTH = ("failing", "never checked", "ok")
+
+
+@dataclass(frozen=True)
+class HealthFilter:
+    """The sources overview's query: one health and/or one company (thousands of sources are
+    too many to scan by eye for the few failing ones)."""
+
+    health: str | None = None
+    company: str | None = None
+
+    @classmethod
+    def from_query(cls, params: QueryParams, watchlist: Watchlist) -> HealthFilter:
+        """Validate the query string; a bad value is a 400 that says what is allowed."""
+        health = params.get("health", "").strip() or None
+        if health is not None and health not in HEALTH:
+            raise HTTPException(400, f"unknown health {health!r}; use one of: {', '.join(HEALTH)}")
+        company = params.get("company", "").strip() or None
+        return cls(health, company_name(watchlist, company) if company else None)
+
+    def of_company(self, rows: Sequence[Health]) -> list[Health]:
+        return [row for row in rows if self.company is None
+                or row.source is not None and row.source.company == self.company]
+
+    def of_health(self, rows: Sequence[Health]) -> list[Health]:
+        return [row for row in rows if self.health is None or row.status == self.health]
+
+    def params(self, **changes: Any) -> dict[str, str]:
+        values = {"health": self.health, "company": self.company, **changes}
+        return {k: v for k, v in values.items() if v is not None}
+
+
 def source_health(session: Session, watchlist: Watchlist) -> list[Health]:
     """Every watched source, plus any source the store still remembers, failing ones first."""
     states = {state.source_id: state for state in session.exec(select(SourceState))}
@@ -348,9 +381,14 @@ def change_page(request: Request) -> Response:
 
 
 def sources_page(request: Request) -> Response:
+    watchlist = current_watchlist(request)
+    query = HealthFilter.from_query(request.query_params, watchlist)
     with open_session(request) as session:
-        rows = source_health(session, current_watchlist(request))
-    return page(request, "sources.html", rows=rows)
+        rows = query.of_company(source_health(session, watchlist))
+    counts = Counter(row.status for row in rows)
+    return page(request, "sources.html", rows=query.of_health(rows), total=len(rows), counts=counts,
+                health_names=HEALTH, query=query,
+                companies=sorted({source.company for source in watchlist.sources}))
 
 
 def source_page(request: Request) -> Response:
@@ -542,6 +580,8 @@ def api_change(request: Request) -> Response:
 
 
 def api_sources(request: Request) -> Response:
+    watchlist = current_watchlist(request)
+    query = HealthFilter.from_query(request.query_params, watchlist)
     with open_session(request) as session:
-        rows = source_health(session, current_watchlist(request))
-    return JSONResponse({"sources": [row.as_json() for row in rows]})
+        rows = query.of_company(source_health(session, watchlist))
+    return JSONResponse({"sources": [row.as_json() for row in query.of_health(rows)]})

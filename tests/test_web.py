@@ -397,6 +397,49 @@ def test_sources_overview_puts_failing_sources_first(client: TestClient) -> None
     assert rows[2][5] == "3"
 
 
+def _overview(page: str) -> tuple[list[str], str]:
+    """The source names listed, and the health counts line."""
+    html = soup(page)
+    names = [row.select("td")[1].get_text().strip() for row in html.select("table.health tbody tr")]
+    return names, " ".join(html.select_one("nav.health-counts").get_text().split())
+
+
+def test_sources_overview_filters_by_health_with_a_count_for_each(client: TestClient) -> None:
+    names, counts = _overview(client.get("/sources").text)
+    assert len(names) == 3
+    assert counts == "all (3) · failing (1) · never checked (1) · ok (1)"
+    names, counts = _overview(client.get("/sources", params={"health": "never checked"}).text)
+    assert names == ["Initech · AI Principles"]
+    assert counts == "all (3) · failing (1) · never checked (1) · ok (1)"
+    links = soup(client.get("/sources?health=ok").text).select("nav.health-counts a")
+    assert [a["href"] for a in links][:2] == ["http://testserver/sources",
+                                              "http://testserver/sources?health=failing"]
+
+
+def test_sources_overview_filters_by_company_and_says_when_nothing_matches(
+        client: TestClient) -> None:
+    names, counts = _overview(client.get("/sources?company=globex").text)
+    assert names == ["Globex · Frontier Safety Framework"]
+    assert counts == "all (1) · failing (1) · never checked (0) · ok (0)"
+    page = soup(client.get("/sources?company=Globex&health=ok").text)
+    assert page.select("table.health") == []
+    assert page.select_one("p.empty").get_text() == "No source matches this filter."
+    health_links = [a["href"] for a in page.select("nav.health-counts a")]
+    assert "http://testserver/sources?health=failing&company=Globex" in health_links
+
+
+def test_api_sources_filters_like_the_overview_and_rejects_what_it_cannot_read(
+        client: TestClient) -> None:
+    failing = client.get("/api/sources?health=failing&company=Globex").json()["sources"]
+    assert [s["id"] for s in failing] == ["globex-framework"]
+    assert client.get("/api/sources?company=Initech&health=ok").json() == {"sources": []}
+    bad = client.get("/api/sources?health=broken")
+    assert (bad.status_code, bad.json()) == (400, {
+        "error": "unknown health 'broken'; use one of: failing, never checked, ok"})
+    unknown = client.get("/api/sources?company=Hooli")
+    assert unknown.status_code == 404
+    assert "known companies: Acme AI, Globex, Initech" in unknown.json()["error"]
+
 # --- evidence downloads --------------------------------------------------------------------------
 
 
