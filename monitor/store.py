@@ -498,8 +498,9 @@ THIN_BATCH_ROWS = 5_000
 """Quiet checks one delete reads at most (a source with more is a batch of its own). On SQLite
 a delete holds the write lock that every check waits for: at 5,000 sources checked hourly a
 whole day at once held it 4.5 s, and checks every 5 minutes would make that a minute."""
-THIN_BATCH_SOURCES = 500
-"""...and sources: each is a bound parameter, three times over."""
+THIN_BATCH_SOURCES = 300
+"""...and sources: each is a bound parameter, three times over, and SQLite before 3.32 takes at
+most 999 in a statement."""
 
 
 def thin_checks(engine: Engine, before: datetime, *, since: datetime | None = None,

@@ -7,7 +7,7 @@ import threading
 from datetime import UTC, datetime, timedelta
 
 import pytest
-from sqlalchemy import event, text
+from sqlalchemy import event, insert, text
 from sqlalchemy.engine import Engine
 from sqlmodel import Session, select
 
@@ -268,6 +268,20 @@ def test_a_crowded_day_is_thinned_in_batches_of_sources_to_the_same_result(
     assert store.thin_checks(engine, T0 + timedelta(days=1)) == 0
     assert len(deletes) == 5  # a day thinned already is read, and takes no write lock
 
+
+def test_a_batch_of_sources_fits_the_999_variables_of_sqlite_before_3_32(
+        sqlite_engine: Engine) -> None:
+    """Every source of a batch is a bound parameter three times over."""
+    event.listen(sqlite_engine, "connect", lambda connection, _record: connection.setlimit(
+        sqlite3.SQLITE_LIMIT_VARIABLE_NUMBER, 999))
+    sqlite_engine.dispose()  # connections opened from now on carry the old limit
+    day = T0.replace(hour=0)
+    rows = [{"source_id": f"s{n:03d}", "started_at": day + timedelta(hours=h), "url": "u",
+             "outcome": "not_modified"} for n in range(store.THIN_BATCH_SOURCES + 100)
+            for h in range(3)]
+    with sqlite_engine.begin() as conn:
+        conn.execute(insert(Check), rows)
+    assert store.thin_checks(sqlite_engine, T0 + timedelta(days=1)) == len(rows) // 3
 
 @SQLITE_ONLY
 def test_thinning_told_to_stop_leaves_the_rest_of_the_day_for_the_next_run(
