@@ -262,27 +262,32 @@ def _snapshot_hashes(session: Session, ids: Sequence[int]) -> dict[int, str]:
 
 
 @main.command()
+@click.option("--failing", is_flag=True,
+              help="Only the sources whose last check failed (flaky or FAILING).")
 @pass_settings
-def status(settings: Settings) -> None:
+def status(settings: Settings, failing: bool) -> None:
     """Every source with its last check, outcome, failing streak and health; failing channels."""
     watchlist = settings.load_watchlist()
     with store.session(settings.engine()) as session:
         states = {state.source_id: state for state in store.source_states(session)}
-        failing = _failing_targets(session)
+        failed_targets = _failing_targets(session)
     threshold = watchlist.defaults.failures_before_alert
     width = max([len("SOURCE"), *(len(source_id) for source_id in states),
                  *(len(source.id) for source in watchlist.sources)])
     click.echo(f"{'SOURCE':<{width}}  {'LAST CHECK':<20} {'OUTCOME':<13} {'STREAK':>6}  HEALTH")
     for source in watchlist.sources:
         state = states.get(source.id)
+        streak = state.failing_streak if state else 0
+        if failing and not streak:
+            continue
         last = _when(state.last_checked_at) if state and state.last_checked_at else "never"
         outcome = (state.last_outcome if state else None) or "-"
-        streak = state.failing_streak if state else 0
         click.echo(f"{source.id:<{width}}  {last:<20} {outcome:<13} {streak:>6}  "
                    f"{_health(state, threshold)}")
-    for source_id in sorted(states.keys() - {source.id for source in watchlist.sources}):
-        click.echo(f"{source_id:<{width}}  (no longer in the watchlist; its history is kept)")
-    for (channel, label), (count, error) in failing.items():
+    if not failing:
+        for source_id in sorted(states.keys() - {source.id for source in watchlist.sources}):
+            click.echo(f"{source_id:<{width}}  (no longer in the watchlist; its history is kept)")
+    for (channel, label), (count, error) in failed_targets.items():
         click.echo(f"channel {channel}: {label} failed permanently ({count} alerts not "
                    f"delivered; last error: {error or 'none recorded'}); fix the URL or its "
                    f"credentials, then run `commitment-monitor test-notify {channel}`")

@@ -285,6 +285,9 @@ def test_status_shows_each_source_its_streak_and_failing_channels(cli: Cli, site
     assert ("channel team: mailto://127.0.0.1:1 failed permanently (1 alerts not delivered; "
             "last error: SMTPAuthenticationError: 535)") in rows["channel"]
 
+    failing = cli("status", "--failing").stdout.splitlines()
+    assert [line.split()[0] for line in failing] == ["SOURCE", "down", "channel"]
+
 
 # --- test-notify, renormalise -----------------------------------------------------------------
 
