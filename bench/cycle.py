@@ -591,9 +591,12 @@ def machine() -> str:
 
 
 def write_readme(setup: Setup, report: str) -> None:
-    """Replace this command's block in bench/README.md's results section (or append it)."""
-    key = ",".join(map(str, setup.sizes))
-    start, end = f"<!-- cycle sizes={key} -->", f"<!-- /cycle sizes={key} -->"
+    write_results(f"cycle sizes={','.join(map(str, setup.sizes))}", report)
+
+
+def write_results(name: str, report: str) -> None:
+    """Replace the block ``name`` in bench/README.md's results section (or append it)."""
+    start, end = f"<!-- {name} -->", f"<!-- /{name} -->"
     text = README.read_text(encoding="utf-8")
     block = f"{start}\n{report}\n{end}"
     if start in text and end in text:

@@ -329,6 +329,12 @@ class Site:
             (self.served / page.name).write_bytes(render(model, self.seed))
         return self.edited
 
+    def undo_edits(self) -> None:
+        """Serve the edited pages' pristine text again (under new modification times)."""
+        for page in self.edited:
+            shutil.copyfile(self.pristine / page.name, self.served / page.name)
+        self.edited = []
+
     def url(self, page: Page) -> str:
         return f"http://127.0.0.1:{self.port}/docs/{page.name}"
 

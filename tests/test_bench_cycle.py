@@ -1,14 +1,18 @@
-"""The benchmark's own parts: the generated policy site, its server, and the two tools' inputs.
+"""The benchmarks' own parts: the generated policy site, its server, and the two tools' inputs.
 
-The figures come from bench/cycle.py; these tests only prove that what it measures is what it
-says: pages rebuilt byte for byte, edits that are the substantive kind, real 304s, and the same
-selection on both sides.
+The figures come from bench/cycle.py and bench/soak.py; these tests only prove that what they
+measure is what they say: pages rebuilt byte for byte, edits that are the substantive kind, real
+304s, the same selection on both sides, and a process's memory, CPU and checks read right.
 """
 
 from __future__ import annotations
 
+import math
+import os
 import random
+import resource
 import sys
+import time
 from pathlib import Path
 
 import httpx
@@ -22,6 +26,9 @@ sys.path.insert(0, str(BENCH))
 
 import cycle  # noqa: E402
 import policysite  # noqa: E402
+import soak  # noqa: E402
+
+from monitor import store  # noqa: E402
 
 
 def test_pages_are_rebuilt_byte_for_byte_from_the_seed() -> None:
@@ -102,3 +109,31 @@ def test_the_server_answers_304_until_a_page_is_edited(served: policysite.Site) 
     assert after.status_code == 200 and b" may " in after.content
     assert httpx.get(served.url(untouched),
                      headers={"If-None-Match": etags[untouched]}).status_code == 304
+    served.undo_edits()
+    restored = httpx.get(served.url(edited), headers={"If-None-Match": after.headers["etag"]})
+    assert restored.status_code == 200 and restored.content == first[edited].content
+
+
+def test_the_soak_reads_a_process_memory_cpu_and_stored_checks(tmp_path: Path) -> None:
+    database = tmp_path / "monitor.db"
+    engine = store.make_engine(f"sqlite:///{database}")
+    store.create_schema(engine)
+    with store.session(engine) as s:
+        for source in ("a", "b"):
+            store.add_check(s, {"source_id": source, "started_at": store.utcnow(), "url": "u",
+                                "outcome": "not_modified"})
+        s.commit()
+    engine.dispose()
+    here = soak.sample(os.getpid(), database, at=1.0)
+    assert here.checks == 2
+    peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
+    assert 10 < here.rss_mb <= peak_mb + 1
+    assert 0 < here.cpu <= time.process_time() + 0.05
+    assert soak.count_checks(tmp_path / "absent.db") == 0
+
+
+def test_memory_growth_is_the_least_squares_slope_per_hour() -> None:
+    samples = [soak.Sample(at=60.0 * minute, rss_mb=100 + minute * 0.5 + (minute % 2) * 0.2,
+                           cpu=0, checks=0) for minute in range(10)]
+    assert soak.growth_per_hour(samples) == pytest.approx(30, abs=1.5)
+    assert math.isnan(soak.growth_per_hour(samples[:1]))  # one sample has no slope
