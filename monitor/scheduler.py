@@ -192,11 +192,6 @@ class Service:
                     for state in store.source_states(session)
                     if state.source_id in wanted and state.last_checked_at is not None}
 
-    def _last_checked_at(self, source_id: str) -> datetime | None:
-        with store.session(self.engine) as session:
-            state = session.get(store.SourceState, source_id)
-        return as_utc(state.last_checked_at) if state and state.last_checked_at else None
-
     def _renew_client(self, watchlist: Watchlist) -> None:
         """A new HTTP client and host gate for new defaults; checks in flight keep the old ones."""
         if self._client is not None:
@@ -219,7 +214,7 @@ class Service:
         except KeyError:  # removed by a reload while this run waited for a thread
             return False
         interval = watchlist.interval(source)
-        last = self._last_checked_at(source_id)
+        last = store.last_checked_at(self.engine, source_id)
         if last is not None and store.utcnow() - last < interval / 2:
             self._scheduler.modify_job(f"check:{source_id}", next_run_time=last + interval)
             logger.info("source=%s was checked elsewhere at %s; next check at %s", source_id,
