@@ -11,7 +11,8 @@ EVERY, 1% of the pages get a substantive edit and the pages edited the time befo
 text back, so each cycle has changes to find and to mail. urlwatch runs as its users run it,
 started by "cron" once per EVERY on the same pages (its CPU from wait4()).
 
-Every 5 s the daemon's RSS and CPU are read from /proc and its stored checks counted. Reported:
+Every 5 s the daemon's RSS and CPU are read from /proc and its stored checks counted (kept in
+bench/out/soak/samples.csv). Reported:
 RSS after the first cycle, its peak, at the end, and its growth per hour over the steady part
 (from the end of the second cycle); the daemon's CPU per check in the steady part, everything it
 does included (scheduling, deliveries, watchlist polling); urlwatch's CPU per source per run
@@ -161,7 +162,11 @@ def soak(args: argparse.Namespace, setup: Setup, site: Site, inbox: Inbox,
         log.close()
     if code != 0:
         raise RuntimeError(f"the daemon exited {code} on SIGTERM; see {log.name}")
-    return render(args, setup, samples, urlwatch_cpu, database, inbox.count)
+    with (workdir / "samples.csv").open("w") as out:  # to plot, or to look at the growth
+        out.write("seconds,rss_mb,cpu_seconds,checks\n")
+        out.writelines(f"{s.at:.1f},{s.rss_mb:.1f},{s.cpu:.2f},{s.checks}\n" for s in samples)
+    spacing = spacing_effect(site, workdir, gap=min(args.every / len(site.pages), 0.2))
+    return render(args, setup, samples, urlwatch_cpu, database, inbox.count, spacing)
 
 
 def sample(pid: int, database: Path, at: float) -> Sample:
@@ -187,6 +192,32 @@ def table_count(database: Path, table: str, where: str = "") -> int:
         return conn.execute(f'SELECT count(*) FROM "{table}" {where}').fetchone()[0]
 
 
+def spacing_effect(site: Site, workdir: Path, gap: float, count: int = 100) -> tuple[float, float]:
+    """Thread CPU (ms) of one 304 check run back to back, and with ``gap`` seconds of sleep
+    between checks as the daemon spreads them: the same code, in this process."""
+    from monitor import fetch, pipeline, store
+    from monitor.watchlist import parse
+
+    pages = [page for page in site.pages if page.kind == "html"][:count]
+    watched = parse(yaml.safe_dump(watchlist(site, 9)))  # (port 9: nothing is mailed)
+    sources = [watched.source(page.name.replace(".", "-")) for page in pages]
+    engine = store.make_engine(f"sqlite:///{workdir / 'spacing.db'}")
+    store.create_schema(engine)
+    cpu: list[float] = []
+    with fetch.make_client(watched.defaults) as client:
+        gate = fetch.HostGate(watched.defaults.host_gap)
+        for pause in (0.0, 0.0, gap):  # baselines first, then two passes of 304s
+            spent = 0.0
+            for source in sources:
+                started = time.thread_time()
+                pipeline.check_source(source, watched, engine=engine, client=client, gate=gate)
+                spent += time.thread_time() - started
+                time.sleep(pause)
+            cpu.append(spent / len(sources) * 1000)
+    engine.dispose()
+    return cpu[1], cpu[2]
+
+
 def growth_per_hour(samples: list[Sample]) -> float:
     """Least-squares slope of RSS over time, MB per hour."""
     if len(samples) < 2:
@@ -196,10 +227,13 @@ def growth_per_hour(samples: list[Sample]) -> float:
 
 
 def render(args: argparse.Namespace, setup: Setup, samples: list[Sample],
-           urlwatch_cpu: list[float], database: Path, emails: int) -> str:
+           urlwatch_cpu: list[float], database: Path, emails: int,
+           spacing: tuple[float, float]) -> str:
     n = args.sources
     after_first = [s for s in samples if s.at >= args.every]
     steady = [s for s in samples if s.at >= 2 * args.every]
+    second_half = samples[len(samples) // 2:]
+    quarters = [samples[min(len(samples) - 1, len(samples) * q // 4)] for q in (1, 2, 3, 4)]
     if len(steady) < 2 or steady[-1].checks == steady[0].checks:
         raise RuntimeError("too short to have a steady part: give more --minutes")
     first, last = steady[0], steady[-1]
@@ -217,11 +251,15 @@ def render(args: argparse.Namespace, setup: Setup, samples: list[Sample],
         f"- daemon: {samples[-1].checks:,} checks in {samples[-1].at / 60:.1f} min, "
         f"{table_count(database, 'change'):,} changes, {emails} e-mails received, "
         f"{failed} failed checks",
-        f"- RSS: {after_first[0].rss_mb:.0f} MB after the first cycle, peak "
-        f"{max(s.rss_mb for s in samples):.0f} MB, {samples[-1].rss_mb:.0f} MB at the end; "
-        f"{growth_per_hour(steady):+.1f} MB per hour over the last {cycles:.0f} cycles",
+        f"- RSS: {after_first[0].rss_mb:.0f} MB after the first cycle; "
+        + ", ".join(f"{q.rss_mb:.0f} MB at {q.at / 60:.0f} min" for q in quarters)
+        + f"; peak {max(s.rss_mb for s in samples):.0f} MB; "
+        f"{growth_per_hour(second_half):+.1f} MB per hour over the second half",
         f"- daemon CPU: {per_check_ms:.2f} ms per check over the last {cycles:.0f} cycles "
         f"({last.checks - first.checks:,} checks), everything it does included",
+        f"- a 304 check in this process: {spacing[0]:.2f} ms of thread CPU back to back, "
+        f"{spacing[1]:.2f} ms with {min(args.every / n, 0.2) * 1000:.0f} ms of sleep between "
+        "checks as the daemon spreads them (the same code, on cold caches)",
     ]
     if len(urlwatch_cpu) > 1:
         per_source = statistics.median(urlwatch_cpu[1:]) / n * 1000
