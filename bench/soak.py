@@ -165,7 +165,7 @@ def soak(args: argparse.Namespace, setup: Setup, site: Site, inbox: Inbox,
     with (workdir / "samples.csv").open("w") as out:  # to plot, or to look at the growth
         out.write("seconds,rss_mb,cpu_seconds,checks\n")
         out.writelines(f"{s.at:.1f},{s.rss_mb:.1f},{s.cpu:.2f},{s.checks}\n" for s in samples)
-    spacing = spacing_effect(site, workdir, gap=min(args.every / len(site.pages), 0.2))
+    spacing = spacing_effect(site, workdir, gap=daemon_gap(args))
     return render(args, setup, samples, urlwatch_cpu, database, inbox.count, spacing)
 
 
@@ -190,6 +190,11 @@ def count_checks(database: Path) -> int:
 def table_count(database: Path, table: str, where: str = "") -> int:
     with sqlite3.connect(f"file:{database}?mode=ro", uri=True) as conn:
         return conn.execute(f'SELECT count(*) FROM "{table}" {where}').fetchone()[0]
+
+
+def daemon_gap(args: argparse.Namespace) -> float:
+    """The daemon's mean pause between two checks (capped, to bound the measurement)."""
+    return min(args.every / args.sources, 0.2)
 
 
 def spacing_effect(site: Site, workdir: Path, gap: float, count: int = 100) -> tuple[float, float]:
@@ -258,7 +263,7 @@ def render(args: argparse.Namespace, setup: Setup, samples: list[Sample],
         f"- daemon CPU: {per_check_ms:.2f} ms per check over the last {cycles:.0f} cycles "
         f"({last.checks - first.checks:,} checks), everything it does included",
         f"- a 304 check in this process: {spacing[0]:.2f} ms of thread CPU back to back, "
-        f"{spacing[1]:.2f} ms with {min(args.every / n, 0.2) * 1000:.0f} ms of sleep between "
+        f"{spacing[1]:.2f} ms with {daemon_gap(args) * 1000:.0f} ms of sleep between "
         "checks as the daemon spreads them (the same code, on cold caches)",
     ]
     if len(urlwatch_cpu) > 1:
