@@ -391,6 +391,30 @@ def test_a_pdf_pdfium_rejects_is_read_by_pypdf_with_its_sentences_whole(pdf_fact
     assert "Acme Corp" not in doc.text and "Page 2" not in doc.text
 
 
+def test_a_bulleted_list_reads_the_same_through_pypdf_as_through_pdfium() -> None:
+    """pypdf reads reportlab's bullet as U+007F on a line of its own; those lines must still
+    make list items, not paragraphs strewn with control characters. (An OpenAI-style list of
+    prohibited uses: an item is a commitment only through its lead-in.)"""
+    import io
+
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import ListFlowable, ListItem, Paragraph, SimpleDocTemplate
+
+    normal = getSampleStyleSheet()["Normal"]
+    buffer = io.BytesIO()
+    SimpleDocTemplate(buffer, title="Usage Policies").build([
+        Paragraph("We do not allow the use of our models for the following:", normal),
+        ListFlowable([ListItem(Paragraph(item, normal)) for item in
+                      ("Military and warfare.", "Weapons development.")], bulletType="bullet",
+                     spaceAfter=12),
+        Paragraph("We will review this policy every 12 months.", normal)])
+    expected = ("We do not allow the use of our models for the following:\n"
+                "- Military and warfare.\n- Weapons development.\n"
+                "We will review this policy every 12 months.")
+    assert pdf_text(buffer.getvalue()).text == expected                    # pdfium
+    assert pdf_text(b"\n" * 2048 + buffer.getvalue()).text == expected     # pdfium rejects it
+
+
 def test_encrypted_pdf_is_a_pdf_encrypted_error(pdf_factory) -> None:
     with pytest.raises(NormaliseError) as caught:
         pdf_text(pdf_factory(FRAMEWORK, password="s3cret"))

@@ -156,6 +156,8 @@ def _read_with_pypdf(body: bytes, url: str) -> tuple[list[list[Line]], str | Non
             # pypdf keeps "exam-\nples": join a hyphen between two lower-case letters at a line
             # end.
             text = re.sub(r"(?<=[a-z])-\n(?=[a-z])", "", page.extract_text() or "")
+            # It reads a bullet drawn in a symbol font (reportlab's lists) as U+007F, never text.
+            text = text.replace("\x7f", "\u2022")
             pages.append([Line(fold(raw), None) for raw in text.split("\n") if fold(raw)])
         title = reader.metadata.title if reader.metadata else None
     except FileNotDecryptedError:
@@ -207,7 +209,7 @@ def _paragraphs(lines: list[Line]) -> list[str]:
     starts a list item."""
     out: list[str] = []
     current: list[str] = []
-    is_item = False
+    is_item = mark_above = False
 
     def flush() -> None:
         if current:
@@ -216,11 +218,20 @@ def _paragraphs(lines: list[Line]) -> list[str]:
             current.clear()
 
     for line in lines:
+        if _is_lone_mark(line.text):  # a bullet drawn apart from its text (pypdf reads it so)
+            flush()
+            mark_above = True
+            continue
         starts = line.breaks if line.breaks is not None else \
             not current or bool(SENTENCE_END.search(current[-1]))
-        if BULLET.match(line.text) or starts:
+        if mark_above or BULLET.match(line.text) or starts:
             flush()
-            is_item = bool(BULLET.match(line.text))
+            is_item, mark_above = mark_above or bool(BULLET.match(line.text)), False
         current.append(line.text)
     flush()
     return [line for line in out if line]
+
+
+def _is_lone_mark(text: str) -> bool:
+    """A line holding nothing but a bullet or an item number ("•", "3.", "(a)")."""
+    return (mark := BULLET.match(text + " ")) is not None and mark.end() > len(text)
