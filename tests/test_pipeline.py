@@ -3,6 +3,7 @@ SMTP server receives the alerts, on SQLite and PostgreSQL. Time is injected; not
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import json
 import os
@@ -540,6 +541,34 @@ def test_renormalise_rebuilds_versions_silently(engine, site, smtp, clock) -> No
         _, versions = store.history(s, "acme-usage")
     assert "within one day" not in versions[0].text and "within one day" in versions[1].text
     assert (count(engine, Change), count(engine, Alert)) == (0, 0)
+
+
+@SQLITE_ONLY
+def test_a_new_normaliser_reading_the_same_page_otherwise_raises_no_alert(
+        engine, site, smtp, clock, monkeypatch) -> None:
+    """After an upgrade that bumps NORMALISER_VERSION, the stored text of the previous version
+    is read again from its snapshot before comparing, so better extraction is never news."""
+    site.set("/policy", page())
+    watchlist = make_watchlist(site, smtp, discover=True)
+    current = pipeline.normalise.normalise
+
+    def older(result, source):  # type: ignore[no-untyped-def]
+        document = current(result, source)  # an older reading, which missed a commitment
+        lines = [line for line in document.text.splitlines() if "We commit" not in line]
+        return dataclasses.replace(document, text="\n".join(lines))
+
+    monkeypatch.setattr(pipeline, "NORMALISER_VERSION", pipeline.NORMALISER_VERSION - 1)
+    monkeypatch.setattr(pipeline.normalise, "normalise", older)
+    check(watchlist, engine, clock)
+    monkeypatch.undo()
+    upgraded = check(watchlist, engine, clock)
+
+    assert (upgraded.error, count(engine, Change), count(engine, Alert)) == (None, 0, 0)
+    with store.session(engine) as s:
+        _, versions = store.history(s, "acme-usage")
+    assert [v.normaliser_version for v in versions] == [pipeline.NORMALISER_VERSION,
+                                                         pipeline.NORMALISER_VERSION - 1]
+    assert versions[0].text != versions[1].text
 
 
 @SQLITE_ONLY

@@ -28,7 +28,8 @@ if TYPE_CHECKING:
     from monitor.fetch import FetchResult
     from monitor.watchlist import Source
 
-NORMALISER_VERSION = 1
+NORMALISER_VERSION = 2
+"""2: a bullet on a line of its own (pypdf reads reportlab's as U+007F) starts a PDF list item."""
 
 
 @dataclass(frozen=True)
