@@ -393,7 +393,9 @@ def test_a_pdf_pdfium_rejects_is_read_by_pypdf_with_its_sentences_whole(pdf_fact
 
 def test_a_bulleted_list_reads_the_same_through_pypdf_as_through_pdfium() -> None:
     """pypdf reads reportlab's bullet as U+007F on a line of its own; those lines must still
-    make list items, not paragraphs strewn with control characters. (An OpenAI-style list of
+    make list items, not paragraphs strewn with control characters. The paragraph after the
+    list is set no further apart than the items: it is not part of the last item, because it
+    starts where the bullets stand, left of the items' own lines. (An OpenAI-style list of
     prohibited uses: an item is a commitment only through its lead-in.)"""
     import io
 
@@ -405,11 +407,11 @@ def test_a_bulleted_list_reads_the_same_through_pypdf_as_through_pdfium() -> Non
     SimpleDocTemplate(buffer, title="Usage Policies").build([
         Paragraph("We do not allow the use of our models for the following:", normal),
         ListFlowable([ListItem(Paragraph(item, normal)) for item in
-                      ("Military and warfare.", "Weapons development.")], bulletType="bullet",
-                     spaceAfter=12),
+                      ("Military and warfare, " * 6 + "and war.", "Weapons development.")],
+                     bulletType="bullet"),
         Paragraph("We will review this policy every 12 months.", normal)])
     expected = ("We do not allow the use of our models for the following:\n"
-                "- Military and warfare.\n- Weapons development.\n"
+                "- " + "Military and warfare, " * 6 + "and war.\n- Weapons development.\n"
                 "We will review this policy every 12 months.")
     assert pdf_text(buffer.getvalue()).text == expected                    # pdfium
     assert pdf_text(b"\n" * 2048 + buffer.getvalue()).text == expected     # pdfium rejects it

@@ -69,6 +69,8 @@ class Line:
     breaks: bool | None
     """Does a new paragraph start here? True/False from the vertical gap above the line; None
     when the layout cannot tell (first line, a jump to a new column or page)."""
+    left: float | None = None
+    """Where the line's first character starts across the page (None: unknown, as from pypdf)."""
 
 
 def _read_with_pdfium(body: bytes) -> tuple[list[list[Line]], str | None]:
@@ -116,30 +118,30 @@ def _pdfium_lines(textpage: pdfium.PdfTextPage) -> list[Line]:
     lasts = [_box(textpage, text, range(b - 1, a - 1, -1)) for a, b in spans]
     drops = [_drop(above, below) for above, below in zip(lasts, firsts[1:], strict=False)]
     # Line spacing: the tightest drop between two lines that is not a superscript's.
-    spacing = [d for d, box in zip(drops, lasts, strict=False) if box and d and d >= 0.9 * box[1]]
+    spacing = [d for d, box in zip(drops, lasts, strict=False) if box and d and d >= 0.9 * box[2]]
     pitch = min(spacing, default=0.0)
-    lines = [Line(fold(text[a:b].replace("\ufffe", "")), None) for a, b in spans[:1]]
-    for (a, b), drop in zip(spans[1:], drops, strict=True):
-        breaks = drop > 1.3 * pitch if drop and pitch else None
-        lines.append(Line(fold(text[a:b].replace("\ufffe", "")), breaks))
+    breaks = [None, *(drop > 1.3 * pitch if drop and pitch else None for drop in drops)]
+    lines = [Line(fold(text[a:b].replace("\ufffe", "")), gap, box[0] if box else None)
+             for (a, b), gap, box in zip(spans, breaks[:len(spans)], firsts, strict=True)]
     return [line for line in lines if line.text]
 
 
 def _box(textpage: pdfium.PdfTextPage, text: str,
-         indexes: range) -> tuple[float, float] | None:
-    """(bottom, height) of the font box of the first visible character in ``indexes``."""
+         indexes: range) -> tuple[float, float, float] | None:
+    """(left, bottom, height) of the font box of the first visible character in ``indexes``."""
     for index in indexes:
         if not text[index].isspace():
-            _, bottom, _, top = textpage.get_charbox(index, loose=True)
-            return bottom, top - bottom
+            left, bottom, _, top = textpage.get_charbox(index, loose=True)
+            return left, bottom, top - bottom
     return None
 
 
-def _drop(above: tuple[float, float] | None, below: tuple[float, float] | None) -> float | None:
+def _drop(above: tuple[float, float, float] | None,
+          below: tuple[float, float, float] | None) -> float | None:
     """How far the next line sits below this one; None for a jump up (new column) or unknown."""
-    if above is None or below is None or below[0] >= above[0]:
+    if above is None or below is None or below[1] >= above[1]:
         return None
-    return above[0] - below[0]
+    return above[1] - below[1]
 
 
 def _read_with_pypdf(body: bytes, url: str) -> tuple[list[list[Line]], str | None]:
@@ -210,6 +212,7 @@ def _paragraphs(lines: list[Line]) -> list[str]:
     out: list[str] = []
     current: list[str] = []
     is_item = mark_above = False
+    bullet_at: float | None = None               # where the current item's bullet stands
 
     def flush() -> None:
         if current:
@@ -220,12 +223,16 @@ def _paragraphs(lines: list[Line]) -> list[str]:
     for line in lines:
         if _is_lone_mark(line.text):  # a bullet drawn apart from its text (pypdf reads it so)
             flush()
-            mark_above = True
+            mark_above, bullet_at = True, line.left
             continue
         starts = line.breaks if line.breaks is not None else \
             not current or bool(SENTENCE_END.search(current[-1]))
+        if is_item and not starts:
+            starts = _back_at_bullet(line, bullet_at, current[-1])
         if mark_above or BULLET.match(line.text) or starts:
             flush()
+            if not mark_above:
+                bullet_at = line.left
             is_item, mark_above = mark_above or bool(BULLET.match(line.text)), False
         current.append(line.text)
     flush()
@@ -235,3 +242,12 @@ def _paragraphs(lines: list[Line]) -> list[str]:
 def _is_lone_mark(text: str) -> bool:
     """A line holding nothing but a bullet or an item number ("•", "3.", "(a)")."""
     return (mark := BULLET.match(text + " ")) is not None and mark.end() > len(text)
+
+
+def _back_at_bullet(line: Line, bullet_at: float | None, above: str) -> bool:
+    """After a finished sentence, a line that starts where the item's bullet stands (or further
+    left) is the text after the list, even when no wider gap sets it apart: an item's own lines
+    are indented past its bullet. (A list set without that indent splits only at sentence ends
+    that fall at a line's end.)"""
+    return line.left is not None and bullet_at is not None and line.left <= bullet_at + 1 \
+        and bool(SENTENCE_END.search(above))
