@@ -29,7 +29,8 @@ if TYPE_CHECKING:
     from monitor.watchlist import Source
 
 NORMALISER_VERSION = 2
-"""2: a bullet on a line of its own (pypdf reads reportlab's as U+007F) starts a PDF list item."""
+"""2: PDF list items. A bullet on a line of its own (pypdf reads reportlab's as U+007F) starts
+one; a line back where the bullet stands, after a finished sentence, ends one."""
 
 
 @dataclass(frozen=True)
