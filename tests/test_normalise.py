@@ -10,6 +10,7 @@ from pathlib import Path
 import pytest
 from conftest import CORPUS
 
+from monitor.detect.sentences import split
 from monitor.errors import NormaliseError
 from monitor.fetch import FetchResult
 from monitor.normalise import NORMALISER_VERSION, Document, html, normalise, pdf
@@ -417,6 +418,44 @@ def test_a_bulleted_list_reads_the_same_through_pypdf_as_through_pdfium() -> Non
     assert pdf_text(b"\n" * 2048 + buffer.getvalue()).text == expected     # pdfium rejects it
 
 
+def test_pdf_headings_are_told_by_their_type_and_ranked_by_size() -> None:
+    """A larger size, or bold at the text's size, marks a heading; a bold sentence, a line that
+    only starts in bold, and a long bold paragraph stay text. A heading wrapped over three lines
+    is one heading. The section path of every sentence in an alert comes from these."""
+    import io
+
+    from reportlab.lib.styles import getSampleStyleSheet
+    from reportlab.platypus import Paragraph, SimpleDocTemplate
+
+    styles = getSampleStyleSheet()
+    body = styles["Normal"].clone("Body", spaceBefore=8)   # paragraphs set apart by a gap
+    long_title = ("Frontier Safety Framework: how we decide when a model is too capable to deploy "
+                  "without new safeguards")
+    emphasised = "This whole paragraph is set in bold type and runs over several lines. " * 3
+    text = "Each evaluation covers biological, cyber and autonomy risks in turn. " * 12
+    buffer = io.BytesIO()
+    SimpleDocTemplate(buffer).build([
+        Paragraph(long_title, styles["Heading1"]),
+        Paragraph("1. Capability thresholds", styles["Heading2"]),
+        Paragraph("We will evaluate every frontier model before release.", body),
+        Paragraph(text, body),                  # most of the text: its style is the body's
+        Paragraph("<b>Pausing</b>", body),
+        Paragraph("We will pause training when a threshold is crossed.", body),
+        Paragraph("<b>We will never sell your data.</b>", body),
+        Paragraph("<b>Note:</b> the board reviews the results each quarter.", body),
+        Paragraph(f"<b>{emphasised}</b>", body),
+        Paragraph("2. Governance in the U.S.", styles["Heading2"])])
+    assert pdf_text(buffer.getvalue()).text.splitlines() == [
+        f"# {long_title}", "## 1. Capability thresholds",
+        "We will evaluate every frontier model before release.", text.strip(), "### Pausing",
+        "We will pause training when a threshold is crossed.", "We will never sell your data.",
+        "Note: the board reviews the results each quarter.", emphasised.strip(),
+        "## 2. Governance in the U.S."]
+    [unit] = [unit for unit in split(pdf_text(buffer.getvalue()).text)
+              if unit.text.startswith("We will pause")]
+    assert unit.path == f"{long_title} › 1. Capability thresholds › Pausing"
+
+
 def test_encrypted_pdf_is_a_pdf_encrypted_error(pdf_factory) -> None:
     with pytest.raises(NormaliseError) as caught:
         pdf_text(pdf_factory(FRAMEWORK, password="s3cret"))
@@ -436,12 +475,19 @@ def test_unparsable_pdf_is_pdf_corrupt(pdf_factory) -> None:
     assert caught.value.kind == "pdf_corrupt"
 
 
-def test_real_pdf_from_the_corpus_reads_in_order() -> None:
+def test_real_pdf_from_the_corpus_reads_in_order_with_its_headings() -> None:
+    """OpenAI's PDF sets its headings in the text's size, in bold; its effective date is in
+    italics, which pdfium reports as heavier than the bold."""
     page = corpus_files("openai/law-enforcement-policy/*.pdf")[0]
     lines = pdf_text(page.read_bytes()).text.splitlines()
-    assert lines[0] == "OPENAI GOVERNMENT USER DATA REQUEST POLICY"
+    assert lines[0] == "# OPENAI GOVERNMENT USER DATA REQUEST POLICY"
     assert any(line.startswith("Before disclosing user data to law enforcement") for line in lines)
     assert not any(line.isdigit() for line in lines)
+    headings = [line for line in lines if line.startswith("#")]
+    assert headings[1:4] == ["# I. SERVICE OF PROCESS", "# II. REQUESTS TO OPENAI US",
+                             "# A. Requests from Government Agencies in the U.S."]
+    assert len(headings) == 14 and "# VII. REIMBURSEMENT" in headings
+    assert lines[lines.index("# II. REQUESTS TO OPENAI US") + 4].startswith("- take the form of")
 
 
 def test_corpus_locale_flapping_dates_normalise_identically() -> None:

@@ -29,8 +29,9 @@ if TYPE_CHECKING:
     from monitor.watchlist import Source
 
 NORMALISER_VERSION = 2
-"""2: PDF list items. A bullet on a line of its own (pypdf reads reportlab's as U+007F) starts
-one; a line back where the bullet stands, after a finished sentence, ends one."""
+"""2: PDF headings and list items. A short run of lines set larger, or bold at the text's size,
+is a heading; a bullet on a line of its own (pypdf reads reportlab's as U+007F) starts an item,
+and a line back where the bullet stands, after a finished sentence, ends one."""
 
 
 @dataclass(frozen=True)

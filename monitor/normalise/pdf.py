@@ -8,19 +8,21 @@ numbers are removed and lines are joined into paragraphs, so a re-exported PDF g
 
 from __future__ import annotations
 
+import ctypes
 import io
 import logging
 import math
 import re
 import threading
 from collections import Counter
+from collections.abc import Iterator
 from dataclasses import dataclass
 
 import pypdfium2 as pdfium
 import pypdfium2.raw as pdfium_c
 
 from monitor.errors import NormaliseError
-from monitor.normalise.text import BULLET, fold, list_item, paragraph
+from monitor.normalise.text import BULLET, fold, heading, list_item, paragraph
 
 log = logging.getLogger(__name__)
 
@@ -28,6 +30,16 @@ EDGE_LINES = 2
 """How many lines at the top and at the bottom of a page may be running headers or footers."""
 PAGE_NUMBER = re.compile(r"^\W*(?:page\s+)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?\W*$", re.IGNORECASE)
 SENTENCE_END = re.compile(r"[.!?:;)\"']$")
+GLYPH_BULLET = re.compile(r"^[^\w(]")
+"""A line starting with a drawn bullet ("•", "●", "-"), not a number: a list item, never a
+heading."""
+HEADING_CHARS = 150       # a longer run of heading-styled lines is an emphasised paragraph
+SENTENCE_OR_CLAUSE_END = re.compile(r"[a-z0-9)\"'][.!?]$|[,;]$")
+"""How a bold sentence ends, where a heading may end "in the U.S." or with a colon."""
+LARGER = 1.15             # a heading's size, at least, over the body text's
+BOLD_FONT = re.compile(r"bold|black|heavy|demi", re.IGNORECASE)
+"""A bold font's name ("TimesNewRomanPS-BoldMT"): pdfium's font weights are not to be trusted
+(0 for Helvetica-Bold, 610 for an italic where the bold is 415, in OpenAI's PDF)."""
 PLACEHOLDER_TITLES = {"", "untitled", "untitled document"}
 PDFIUM = threading.Lock()
 """PDFium is not thread-safe, not even across documents: two threads in it at once crash or
@@ -71,6 +83,16 @@ class Line:
     when the layout cannot tell (first line, a jump to a new column or page)."""
     left: float | None = None
     """Where the line's first character starts across the page (None: unknown, as from pypdf)."""
+    size: float | None = None
+    """The height of its first character's font box: the font size, in the font's proportions."""
+    bold: bool | None = None
+    """Are its first and last characters both set in a bold font?"""
+
+
+@dataclass(frozen=True)
+class _Heading:
+    text: str
+    level: int
 
 
 def _read_with_pdfium(body: bytes) -> tuple[list[list[Line]], str | None]:
@@ -105,6 +127,7 @@ def _pdfium_lines(textpage: pdfium.PdfTextPage) -> list[Line]:
     between two lines is read from the boxes either side of each line break. U+FFFE marks a
     line-end hyphen pdfium already removed while joining the two halves of a word."""
     text = textpage.get_text_range()
+    raw = textpage.raw
     spans: list[tuple[int, int]] = []
     begin = 0
     for match in re.finditer(r"\r\n|\n", text):
@@ -114,26 +137,50 @@ def _pdfium_lines(textpage: pdfium.PdfTextPage) -> list[Line]:
     spans = [(a, b) for a, b in spans if text[a:b].strip()]
     # A line that pdfium joined at a hyphen spans two printed lines: measure from its last
     # character to the first character of the next line.
-    firsts = [_box(textpage, text, range(a, b)) for a, b in spans]
-    lasts = [_box(textpage, text, range(b - 1, a - 1, -1)) for a, b in spans]
+    starts = [_visible(text, range(a, b)) for a, b in spans]
+    ends = [_visible(text, range(b - 1, a - 1, -1)) for a, b in spans]
+    firsts = [_box(textpage, index) for index in starts]
+    lasts = [_box(textpage, index) for index in ends]
     drops = [_drop(above, below) for above, below in zip(lasts, firsts[1:], strict=False)]
     # Line spacing: the tightest drop between two lines that is not a superscript's.
     spacing = [d for d, box in zip(drops, lasts, strict=False) if box and d and d >= 0.9 * box[2]]
     pitch = min(spacing, default=0.0)
     breaks = [None, *(drop > 1.3 * pitch if drop and pitch else None for drop in drops)]
-    lines = [Line(fold(text[a:b].replace("\ufffe", "")), gap, box[0] if box else None)
-             for (a, b), gap, box in zip(spans, breaks[:len(spans)], firsts, strict=True)]
+    lines = [Line(fold(text[a:b].replace("\ufffe", "")), gap, box[0] if box else None,
+                  box[2] if box else None, _bold(raw, start, end))
+             for (a, b), gap, box, start, end
+             in zip(spans, breaks[:len(spans)], firsts, starts, ends, strict=True)]
     return [line for line in lines if line.text]
 
 
-def _box(textpage: pdfium.PdfTextPage, text: str,
-         indexes: range) -> tuple[float, float, float] | None:
-    """(left, bottom, height) of the font box of the first visible character in ``indexes``."""
-    for index in indexes:
-        if not text[index].isspace():
-            left, bottom, _, top = textpage.get_charbox(index, loose=True)
-            return left, bottom, top - bottom
-    return None
+def _visible(text: str, indexes: range) -> int | None:
+    """The first of ``indexes`` whose character is not a space."""
+    return next((index for index in indexes if not text[index].isspace()), None)
+
+
+def _box(textpage: pdfium.PdfTextPage, index: int | None) -> tuple[float, float, float] | None:
+    """(left, bottom, height) of the character's font box."""
+    if index is None:
+        return None
+    left, bottom, _, top = textpage.get_charbox(index, loose=True)
+    return left, bottom, top - bottom
+
+
+def _bold(raw: pdfium_c.FPDF_TEXTPAGE, start: int | None, end: int | None) -> bool | None:
+    """Whether both characters are set in a bold font: a line in bold throughout may be a
+    heading, one that only starts in bold ("Note: ...") is not."""
+    if start is None or end is None:
+        return None
+    return all(BOLD_FONT.search(_font_name(raw, index)) for index in (start, end))
+
+
+def _font_name(raw: pdfium_c.FPDF_TEXTPAGE, index: int) -> str:
+    name, flags = ctypes.create_string_buffer(128), ctypes.c_int()
+    size = pdfium_c.FPDFText_GetFontInfo(raw, index, name, len(name), ctypes.byref(flags))
+    if size > len(name):  # a longer name: ask again with room for it
+        name = ctypes.create_string_buffer(size)
+        pdfium_c.FPDFText_GetFontInfo(raw, index, name, size, ctypes.byref(flags))
+    return name.value.decode("latin-1")
 
 
 def _drop(above: tuple[float, float, float] | None,
@@ -208,7 +255,7 @@ def _shape(line: str) -> str:
 def _paragraphs(lines: list[Line]) -> list[str]:
     """Join wrapped lines into paragraphs: a wider gap above a line starts a new one; where the
     layout cannot tell (a new page or column), a finished sentence does. A bullet or a number
-    starts a list item."""
+    starts a list item; a short run of lines set larger or bolder than the text is a heading."""
     out: list[str] = []
     current: list[str] = []
     is_item = mark_above = False
@@ -220,7 +267,12 @@ def _paragraphs(lines: list[Line]) -> list[str]:
             out.append(list_item(joined, 0) if is_item else paragraph(joined))
             current.clear()
 
-    for line in lines:
+    for line in _with_headings(lines):
+        if isinstance(line, _Heading):
+            flush()
+            out.append(heading(line.text, line.level))
+            is_item = mark_above = False
+            continue
         if _is_lone_mark(line.text):  # a bullet drawn apart from its text (pypdf reads it so)
             flush()
             mark_above, bullet_at = True, line.left
@@ -251,3 +303,54 @@ def _back_at_bullet(line: Line, bullet_at: float | None, above: str) -> bool:
     that fall at a line's end.)"""
     return line.left is not None and bullet_at is not None and line.left <= bullet_at + 1 \
         and bool(SENTENCE_END.search(above))
+
+
+def _with_headings(lines: list[Line]) -> Iterator[Line | _Heading]:
+    """The lines, each heading among them made one _Heading: a run of lines in one heading style
+    (a number starts another run; a gap does not, as a large heading's lines are further apart
+    than the text's) that is short and does not end a sentence. PDFs mark headings only by their
+    type; the level is the size's rank, larger first, and bold at the text's size comes last."""
+    styles = [_style(line) for line in lines]
+    levels = _heading_levels(lines, styles)
+    k = 0
+    while k < len(lines):
+        if not (level := levels.get(styles[k])):
+            yield lines[k]
+            k += 1
+            continue
+        end = k + 1
+        while end < len(lines) and styles[end] == styles[k] and not BULLET.match(lines[end].text):
+            end += 1
+        text = " ".join(line.text for line in lines[k:end])
+        if len(text) <= HEADING_CHARS and not SENTENCE_OR_CLAUSE_END.search(text) \
+                and not GLYPH_BULLET.match(text):
+            yield _Heading(text, min(level, 6))
+        else:
+            yield from lines[k:end]
+        k = end
+
+
+def _style(line: Line) -> tuple[float, bool] | None:
+    """(size to the half point, bold), when pdfium told both."""
+    if line.size is None or line.bold is None:
+        return None
+    return round(line.size * 2) / 2, line.bold
+
+
+def _heading_levels(lines: list[Line], styles: list[tuple[float, bool] | None],
+                    ) -> dict[tuple[float, bool] | None, int]:
+    """The level of each style headings may be set in: larger than the body text (the style of
+    most characters), or as large in bold."""
+    used: Counter[tuple[float, bool]] = Counter()
+    for line, style in zip(lines, styles, strict=True):
+        if style is not None:
+            used[style] += len(line.text)
+    if not used:
+        return {}
+    [((size, bold), _)] = used.most_common(1)
+    larger = sorted({s for s, _ in used if s >= size * LARGER}, reverse=True)
+    levels: dict[tuple[float, bool] | None, int] = {
+        style: larger.index(style[0]) + 1 for style in used if style[0] in larger}
+    levels.update({style: len(larger) + 1 for style in used
+                   if abs(style[0] - size) <= 0.5 and style[1] and not bold})
+    return levels
