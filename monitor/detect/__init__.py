@@ -92,6 +92,8 @@ def detect(old: str | None, new: str, commitments: Sequence[CommitmentLike], *,
     if reason := collapse_reason(old, new):
         return Detection(findings=(), collapsed=reason)
     if old is None:
+        if not commitments:  # a baseline judges only configured quotes: nothing to split for
+            return Detection(())
         texts, canons = tracked_texts(new)
         return Detection(tuple(_not_found(Located.of_canons(canons), texts, commitments)))
     memo = Memo()                            # the paragraphs both versions share split once
