@@ -439,7 +439,7 @@ def test_pdf_headings_are_told_by_their_type_and_ranked_by_size() -> None:
         Paragraph("1. Capability thresholds", styles["Heading2"]),
         Paragraph("We will evaluate every frontier model before release.", body),
         Paragraph(text, body),                  # most of the text: its style is the body's
-        Paragraph("<b>Pausing</b>", body),
+        Paragraph("<b>When do we pause?</b>", body),
         Paragraph("We will pause training when a threshold is crossed.", body),
         Paragraph("<b>We will never sell your data.</b>", body),
         Paragraph("<b>Note:</b> the board reviews the results each quarter.", body),
@@ -447,13 +447,14 @@ def test_pdf_headings_are_told_by_their_type_and_ranked_by_size() -> None:
         Paragraph("2. Governance in the U.S.", styles["Heading2"])])
     assert pdf_text(buffer.getvalue()).text.splitlines() == [
         f"# {long_title}", "## 1. Capability thresholds",
-        "We will evaluate every frontier model before release.", text.strip(), "### Pausing",
+        "We will evaluate every frontier model before release.", text.strip(),
+        "### When do we pause?",
         "We will pause training when a threshold is crossed.", "We will never sell your data.",
         "Note: the board reviews the results each quarter.", emphasised.strip(),
         "## 2. Governance in the U.S."]
     [unit] = [unit for unit in split(pdf_text(buffer.getvalue()).text)
               if unit.text.startswith("We will pause")]
-    assert unit.path == f"{long_title} › 1. Capability thresholds › Pausing"
+    assert unit.path == f"{long_title} › 1. Capability thresholds › When do we pause?"
 
 
 def test_encrypted_pdf_is_a_pdf_encrypted_error(pdf_factory) -> None:

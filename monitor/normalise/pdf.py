@@ -34,8 +34,9 @@ GLYPH_BULLET = re.compile(r"^[^\w(]")
 """A line starting with a drawn bullet ("•", "●", "-"), not a number: a list item, never a
 heading."""
 HEADING_CHARS = 150       # a longer run of heading-styled lines is an emphasised paragraph
-SENTENCE_OR_CLAUSE_END = re.compile(r"[a-z0-9)\"'][.!?]$|[,;]$")
-"""How a bold sentence ends, where a heading may end "in the U.S." or with a colon."""
+SENTENCE_OR_CLAUSE_END = re.compile(r"[a-z0-9)\"'][.!]$|[,;]$")
+"""How a bold sentence ends, where a heading may end "in the U.S.", with a colon or a question
+mark ("Who can use our models?")."""
 LARGER = 1.15             # a heading's size, at least, over the body text's
 BOLD_FONT = re.compile(r"bold|black|heavy|demi", re.IGNORECASE)
 """A bold font's name ("TimesNewRomanPS-BoldMT"): pdfium's font weights are not to be trusted
