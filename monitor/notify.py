@@ -19,7 +19,7 @@ import functools
 import logging
 import os
 import socket
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Collection, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from urllib.parse import quote, unquote, urlsplit, urlunsplit
@@ -33,7 +33,7 @@ from monitor import ops, render, store
 from monitor.errors import DeliveryError
 from monitor.render import Message
 from monitor.store import Alert, Attempt, Change, Delivery
-from monitor.watchlist import VAR, Source, Watchlist, expand_vars
+from monitor.watchlist import VAR, Channel, Source, Watchlist, expand_vars
 
 logger = logging.getLogger(__name__)
 Clock = Callable[[], datetime]
@@ -53,6 +53,9 @@ EMAIL_SCHEMES = frozenset({"mailto", "mailtos"})
 PERMANENT_MARKERS = ("(535,", "(530,", "authentication", "error=401.", "error=403.",
                      "error=404.", "invalid_token", "channel_not_found", "no_service")
 """Error text that means retrying is futile: rejected credentials, a webhook that is gone."""
+HEALTH_KINDS = {"health_failing": "failing", "delivery_expired": "failing",
+                "health_recovered": "recovered", "new_version": "new_version"}
+"""What a channel's ``only`` calls each kind of source-health alert."""
 
 
 @dataclass(frozen=True)
@@ -118,7 +121,7 @@ def _masked(url: str) -> str | None:
 
 
 def channel_targets(watchlist: Watchlist, channel: str) -> list[Target]:
-    return [target for written in watchlist.channels[channel]
+    return [target for written in watchlist.channels[channel].urls
             for target in _targets_of(channel, written)]
 
 
@@ -207,6 +210,15 @@ def targets(watchlist: Watchlist, source: Source) -> list[Target]:
     for target in result:
         _ = target.label
     return result
+
+
+def addressed(watchlist: Watchlist, source: Source, to: Sequence[Target],
+              kinds: Collection[str]) -> list[Target]:
+    """The targets whose channels want an alert of these kinds (its changes' statuses, or its
+    health kind); a URL that several of the source's channels list goes if any of them wants it."""
+    wanting = [watchlist.channels[name].urls for name in watchlist.channels_for(source)
+               if name in watchlist.channels and watchlist.channels[name].wants(kinds)]
+    return [target for target in to if any(target.written in urls for urls in wanting)]
 
 
 def _expand(written: str) -> str:
@@ -358,7 +370,7 @@ def deliver_one(engine: Engine, watchlist: Watchlist, delivery_id: int, *, worke
     error: DeliveryError | None = None
     try:
         target = find_target(watchlist, delivery)
-        send(target, render_alert(alert, changes, watchlist))
+        send(target, render_alert(alert, changes, watchlist, watchlist.channels[delivery.channel]))
     except DeliveryError as exc:
         error = exc
     except Exception as exc:  # around one delivery: a bug here must not stop the other sends
@@ -374,7 +386,7 @@ def find_target(watchlist: Watchlist, delivery: Delivery) -> Target:
         for target in channel_targets(watchlist, delivery.channel):
             if target.key == delivery.target:
                 return target
-        for written in watchlist.channels[delivery.channel]:  # a row stored before the URL
+        for written in watchlist.channels[delivery.channel].urls:  # a row stored before the URL
             whole = Target(delivery.channel, written, _expand(written))  # was split per address
             if whole.key == delivery.target:
                 return whole
@@ -382,11 +394,17 @@ def find_target(watchlist: Watchlist, delivery: Delivery) -> Target:
                         "of the watchlist; nothing to send to", permanent=True)
 
 
-def render_alert(alert: Alert, changes: Sequence[Change], watchlist: Watchlist) -> Message:
+def render_alert(alert: Alert, changes: Sequence[Change], watchlist: Watchlist,
+                 channel: Channel | None = None) -> Message:
+    """The message for an alert; a channel that wants only some statuses is shown only those
+    changes (all of them, if the watchlist changed since and none is wanted any more)."""
     source = source_for(alert, changes, watchlist)
-    if alert.kind == "changes":
+    if alert.kind != "changes":
+        return render.render_health(alert, source)
+    shown = [c for c in changes if channel is None or channel.shows(c.status)] or list(changes)
+    if len(shown) == len(changes):
         return render.render_changes(alert, changes, source)
-    return render.render_health(alert, source)
+    return render.render_changes(alert, shown, source, render.changes_subject(shown, source))
 
 
 def source_for(alert: Alert, changes: Sequence[Change], watchlist: Watchlist) -> Source:
@@ -468,7 +486,8 @@ def add_expiry_alert(s: Session, watchlist: Watchlist, source_id: str,
     alert = Alert(source_id=source_id, kind="delivery_expired", created_at=now, detail=detail,
                   subject=render.health_subject("delivery_expired", source,
                                                 f"{len(rows)} alerts not delivered"))
-    add_alert(s, alert, targets(watchlist, source), now=now)
+    add_alert(s, alert, addressed(watchlist, source, targets(watchlist, source),
+                                  {HEALTH_KINDS[alert.kind]}), now=now)
 
 
 def add_alert(s: Session, alert: Alert, to: Sequence[Target], *, now: datetime) -> Alert:

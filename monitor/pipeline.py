@@ -19,7 +19,7 @@ from __future__ import annotations
 import json
 import logging
 import time
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Collection, Iterable, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -415,7 +415,8 @@ def _record_version(run: Run, result: FetchResult, document: Document, previous:
         check = _add_check(s, run, result, outcome, version_id=version_id,
                            snapshot_id=snapshot_id)
         if changes:
-            alert = _add_alert(s, run, "changes", subject, None, check, to)
+            alert = _add_alert(s, run, "changes", subject, None, check, to,
+                               kinds={change.status for change in changes})
             for change in changes:
                 change.alert_id, change.check_id, change.new_version_id = (
                     alert.id, check.id, version_id)
@@ -501,14 +502,17 @@ def _add_check(s: Session, run: Run, result: FetchResult, outcome: str, *,
 
 
 def _add_alert(s: Session, run: Run, kind: str, subject: str, detail: str | None,
-               check: Check, to: Sequence[notify.Target]) -> Alert:
-    """Store an alert for the targets the caller resolved before its transaction began (a
-    label may load apprise's plugins: 0.2-0.5 s that must not hold the write lock). Resolving
-    them here is only a safety net, for an alert the state read at the lease did not foresee."""
+               check: Check, to: Sequence[notify.Target], kinds: Collection[str] = ()) -> Alert:
+    """Store an alert for those of the targets the caller resolved before its transaction began
+    (a label may load apprise's plugins: 0.2-0.5 s that must not hold the write lock) whose
+    channels want it. Resolving them here is only a safety net, for an alert the state read at
+    the lease did not foresee. ``kinds``: a changes alert's statuses."""
     alert = Alert(source_id=run.source.id, check_id=check.id, kind=kind, subject=subject,
                   detail=detail, created_at=run.started_at)
-    return notify.add_alert(s, alert, to or notify.targets(run.watchlist, run.source),
-                            now=run.started_at)
+    to = notify.addressed(run.watchlist, run.source,
+                          to or notify.targets(run.watchlist, run.source),
+                          kinds or {notify.HEALTH_KINDS[kind]})
+    return notify.add_alert(s, alert, to, now=run.started_at)
 
 
 def _version_row(source: Source, document: Document, url: str, fetched_at: datetime,

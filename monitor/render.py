@@ -89,8 +89,11 @@ usage policies in January 2024: 116 changes) must still read as one message and 
 (apprise passes longer bodies through; Slack's limit is about 40,000 characters)."""
 
 
-def render_changes(alert: Alert, changes: Sequence[Change], source: Source) -> Message:
-    """One message for every change one check of one source found, most severe first."""
+def render_changes(alert: Alert, changes: Sequence[Change], source: Source,
+                   subject: str | None = None) -> Message:
+    """One message for every change one check of one source found, most severe first (or for
+    those a channel wants, under their own ``subject``)."""
+    subject = subject or alert.subject
     ordered = sorted(changes, key=lambda c: (severity(c.status), c.id or 0))
     url = ordered[0].url if ordered else source.url
     texts = [_change_text(c) for c in ordered]
@@ -104,7 +107,7 @@ def render_changes(alert: Alert, changes: Sequence[Change], source: Source) -> M
     if rest:
         html += _brief_html(rest, source)
     html += Markup('<p>source: <a href="{0}">{0}</a></p>').format(url)
-    return Message(alert.subject, text, str(_page(alert.subject, html)))
+    return Message(subject, text, str(_page(subject, html)))
 
 
 def _fitting(texts: Sequence[str]) -> int:

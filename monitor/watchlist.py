@@ -15,7 +15,7 @@ import logging
 import os
 import re
 import threading
-from collections.abc import Iterable, Iterator, Mapping
+from collections.abc import Collection, Iterable, Iterator, Mapping
 from datetime import timedelta
 from pathlib import Path
 from typing import Any, Literal
@@ -144,11 +144,40 @@ class Source(Strict):
         return tuple(check_selector(selector) for selector in value)
 
 
+AlertKind = Literal["removed", "weakened", "not_found", "reworded", "moved", "added",
+                    "strengthened", "restored", "failing", "recovered", "new_version"]
+"""What a channel may ask for: a change's status, or a source-health alert's kind."""
+
+
+class Channel(Strict):
+    """A channel's apprise URLs, and the alerts sent to them: every alert, unless ``only`` names
+    the kinds wanted (a newsroom's Slack may want weakened and removed commitments alone)."""
+
+    urls: tuple[str, ...]
+    only: frozenset[AlertKind] | None = None
+
+    def wants(self, kinds: Collection[str]) -> bool:
+        """Whether an alert of these kinds (its changes' statuses, or its health kind) goes here."""
+        return self.only is None or not self.only.isdisjoint(kinds)
+
+    def shows(self, status: str) -> bool:
+        return self.only is None or status in self.only
+
+
 class Watchlist(Strict):
     defaults: Defaults = Defaults()
-    channels: dict[str, tuple[str, ...]] = {}
+    channels: dict[str, Channel] = {}
     sources: tuple[Source, ...] = ()
     _path: str = PrivateAttr(default="watchlist.yaml")
+
+    @field_validator("channels", mode="before")
+    @classmethod
+    def _url_lists(cls, value: Any) -> Any:
+        """A channel written as a list of URLs (the usual form) is sent every alert."""
+        if not isinstance(value, Mapping):
+            return value
+        return {name: {"urls": urls} if urls is None or isinstance(urls, list | tuple) else urls
+                for name, urls in value.items()}
 
     @property
     def path(self) -> str:
@@ -411,6 +440,9 @@ HINTS = {
 def _problem(err: Mapping[str, Any], data: Mapping[str, Any], lines: Mapping[Loc, int],
              name: str) -> Problem:
     loc = tuple(err["loc"])
+    if loc[:1] == ("channels",) and loc[2:3] == ("urls",) \
+            and isinstance(_child(data.get("channels"), loc[1]), list):
+        loc = (*loc[:2], *loc[3:])  # a channel written as a plain list of URLs
     kind = err["type"]
     if kind == "extra_forbidden":
         allowed = _allowed_keys(loc[:-1])
@@ -480,6 +512,8 @@ def _allowed_keys(loc: Loc) -> list[str]:
     for part in loc:
         if part == "defaults":
             model = Defaults
+        elif part == "channels":
+            model = Channel
         elif part == "sources":
             model = Source
         elif part == "commitments":
@@ -517,8 +551,8 @@ def _check_references(data: Mapping[str, Any], lines: Mapping[Loc, int],
         problems += _duplicate_commitments(source, ("sources", i), lines, name)
         problems += _unknown_channels(source.get("notify"), ("sources", i, "notify"), known,
                                       lines, name)
-    for channel, urls in (channels.items() if isinstance(channels, dict) else ()):
-        if urls in (None, []):
+    for channel, value in (channels.items() if isinstance(channels, dict) else ()):
+        if (value.get("urls", ...) if isinstance(value, dict) else value) in (None, []):
             problems.append(Problem(name, _line(("channels", channel), lines), f"channel "
                                     f"{channel!r} has no URLs; add at least one apprise URL"))
     return problems
@@ -552,20 +586,24 @@ def _unknown_channels(notify: Any, loc: Loc, known: set[str], lines: Mapping[Loc
             if isinstance(channel, str) and channel not in known]
 
 
-def _channel_urls(data: Mapping[str, Any]) -> Iterator[tuple[str, int, str]]:
+def _channel_urls(data: Mapping[str, Any]) -> Iterator[tuple[str, int, Loc, str]]:
+    """(channel, index, where, url) of each URL, written as a list or under a channel's 'urls'."""
     channels = data.get("channels")
-    for channel, urls in (channels.items() if isinstance(channels, dict) else ()):
+    for channel, value in (channels.items() if isinstance(channels, dict) else ()):
+        mapping = isinstance(value, dict)
+        loc: Loc = ("channels", channel, "urls") if mapping else ("channels", channel)
+        urls = value.get("urls") if mapping else value
         for i, url in enumerate(urls if isinstance(urls, list) else []):
             if isinstance(url, str):
-                yield channel, i, url
+                yield channel, i, (*loc, i), url
 
 
 def _check_vars(data: Mapping[str, Any], lines: Mapping[Loc, int], name: str,
                 env: Mapping[str, str]) -> list[Problem]:
-    return [Problem(name, _line(("channels", channel, i), lines),
+    return [Problem(name, _line(loc, lines),
                     f"channel {channel!r} uses ${{{var}}}, which is not set; export {var} in the "
                     "environment (or .env) before starting the monitor")
-            for channel, i, url in _channel_urls(data)
+            for channel, _, loc, url in _channel_urls(data)
             for var in dict.fromkeys(VAR.findall(url))
             if var not in env]
 
@@ -583,17 +621,17 @@ def _check_channel_urls(data: Mapping[str, Any], lines: Mapping[Loc, int],
                         name: str) -> list[Problem]:
     """A URL apprise has no plugin for would fail at the first alert; say so now. Only the
     scheme is named in the message: the rest of the URL may hold credentials."""
-    schemes = [(channel, i, _scheme(url)) for channel, i, url in _channel_urls(data)]
-    if all(scheme in COMMON_SCHEMES for _, _, scheme in schemes):
+    schemes = [(channel, i, loc, _scheme(url)) for channel, i, loc, url in _channel_urls(data)]
+    if all(scheme in COMMON_SCHEMES for *_, scheme in schemes):
         return []
     from apprise import NotificationManager  # imported here: it loads ~260 plugins
 
     known = set(NotificationManager().schemas())
     problems = []
-    for channel, i, scheme in schemes:
+    for channel, i, loc, scheme in schemes:
         if scheme not in known:
             shown = f"scheme {scheme!r}" if scheme else "no 'scheme://'"
-            problems.append(Problem(name, _line(("channels", channel, i), lines),
+            problems.append(Problem(name, _line(loc, lines),
                                     f"channel {channel!r} URL #{i + 1} has {shown}, which apprise "
                                     "does not know; write an apprise URL such as mailtos://... or "
                                     "slack://... (see apprise's wiki)"))

@@ -23,7 +23,7 @@ from sqlmodel import func, select
 
 from monitor import fetch, notify, pipeline, store
 from monitor.store import Alert, Change, Check, Delivery, Snapshot, SourceState, Version
-from monitor.watchlist import Commitment, Defaults, Source, Watchlist, load
+from monitor.watchlist import Channel, Commitment, Defaults, Source, Watchlist, load
 
 T0 = datetime(2026, 3, 1, 8, 0, tzinfo=UTC)
 SQLITE_ONLY = pytest.mark.parametrize("database_url", ["sqlite"], indirect=True)
@@ -132,7 +132,7 @@ def test_a_weakening_reaches_slack_with_subject_and_sentences(engine, site, smtp
     responses.add(responses.POST, SLACK_HOOK, body="ok")
     site.set("/policy", page())
     base = make_watchlist(site, smtp)
-    watchlist = base.model_copy(update={"channels": {"team": (SLACK_URL,)}})
+    watchlist = base.model_copy(update={"channels": {"team": Channel(urls=(SLACK_URL,))}})
     check(watchlist, engine, clock)
     site.set("/policy", page(WEAKENED))
     check(watchlist, engine, clock)
@@ -143,6 +143,37 @@ def test_a_weakening_reaches_slack_with_subject_and_sentences(engine, site, smtp
     attachment = json.loads(call.request.body)["attachments"][0]
     assert attachment["title"] == "[WEAKENED] Acme · Usage Policies · No military use"
     assert MILITARY in attachment["text"] and WEAKENED in attachment["text"]
+
+
+@SQLITE_ONLY
+def test_a_channel_that_wants_only_weakenings_is_sent_only_them(engine, site, smtp,
+                                                                 clock) -> None:
+    """A newsroom's channel asks for weakened commitments only: it gets the weakening, listed
+    alone under its own subject, and neither the added commitment beside it, nor an alert that
+    only adds one, nor a failing source. The team's channel gets everything."""
+    site.set("/policy", page())
+    base = make_watchlist(site, smtp, discover=True, notify=("team", "newsroom"))
+    watchlist = base.model_copy(update={"channels": {
+        "team": Channel(urls=(smtp.apprise_url(to="team@example.org"),)),
+        "newsroom": Channel(urls=(smtp.apprise_url(to="news@example.org"),),
+                            only=frozenset({"weakened"}))}})
+    check(watchlist, engine, clock)
+    added = "<p>We will publish a transparency report every year.</p>"
+    site.set("/policy", page(WEAKENED, extra=added))
+    assert check(watchlist, engine, clock).changes == 2
+    site.set("/policy", page(WEAKENED, extra=added + "<p>We will notify users of breaches.</p>"))
+    assert check(watchlist, engine, clock).changes == 1
+    site.set("/policy", Response("<h1>Internal Server Error</h1>", status=500))
+    check(watchlist, engine, clock)
+    check(watchlist, engine, clock)
+
+    assert deliver(watchlist, engine, clock).sent == 4
+    to_team = [m for m in smtp.mailbox.messages if m["To"] == "team@example.org"]
+    [to_news] = [m for m in smtp.mailbox.messages if m["To"] == "news@example.org"]
+    assert [m["Subject"].split("]")[0] for m in to_team] == ["[WEAKENED", "[ADDED", "[FAILING"]
+    assert to_news["Subject"] == "[WEAKENED] Acme · Usage Policies · No military use"
+    body = to_news.get_body(("plain",)).get_content()
+    assert WEAKENED in body and "transparency report" not in body
 
 
 @SQLITE_ONLY
@@ -613,8 +644,8 @@ def test_every_alert_gets_one_delivery_per_target_in_the_same_commit(engine, sit
                                                                      clock) -> None:
     site.set("/policy", page())
     base = make_watchlist(site, smtp, quote="A quote that is not on the page at all")
-    watchlist = base.model_copy(update={"channels": {
-        "team": (smtp.apprise_url(), smtp.apprise_url(to="legal@example.org"))}})
+    watchlist = base.model_copy(update={"channels": {"team": Channel(
+        urls=(smtp.apprise_url(), smtp.apprise_url(to="legal@example.org")))}})
 
     check(watchlist, engine, clock)
 

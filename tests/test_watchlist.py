@@ -36,6 +36,16 @@ sources:
 """
 
 
+TEAM = "  team:\n    - mailto://127.0.0.1:2525?from=a@example.org&to=b@example.org\n"
+NEWSROOM = """\
+  team:
+    urls:
+      - mailto://127.0.0.1:2525?from=a@example.org&to=news@example.org
+    only: [weakened, removed]
+"""
+"""A channel that wants only some alerts: its URLs under 'urls', what it wants under 'only'."""
+
+
 def problems(text: str, environ: dict[str, str] | None = None) -> list[str]:
     """The problems parse() reports, as printed; fails the test when the text is valid."""
     with pytest.raises(WatchlistError) as caught:
@@ -56,6 +66,14 @@ def test_a_valid_watchlist_resolves_defaults_into_frozen_objects() -> None:
     assert source.commitments[0].quote == "we will not help build weapons"
     with pytest.raises(ValueError, match="frozen"):
         source.url = "https://example.org/other"  # type: ignore[misc]
+
+
+def test_a_channel_may_want_only_some_alerts_and_a_plain_list_wants_all() -> None:
+    wanting = watchlist.parse(replace(TEAM, NEWSROOM), environ={}).channels["team"]
+    everything = watchlist.parse(GOOD, environ={}).channels["team"]
+    assert wanting.urls == ("mailto://127.0.0.1:2525?from=a@example.org&to=news@example.org",)
+    assert wanting.wants({"weakened", "added"}) and not wanting.wants({"added", "failing"})
+    assert everything.only is None and everything.wants({"failing"})
 
 
 def test_the_documented_example_watchlist_is_valid() -> None:
@@ -128,6 +146,20 @@ def test_the_documented_example_watchlist_is_valid() -> None:
     pytest.param(replace("  team:\n    - mailto://127.0.0.1:2525?from=a@example.org&to=b@example.org\n",
                          "  team: []\n"),
                  5, ["channel 'team' has no URLs"], id="empty-channel"),
+    pytest.param(replace(TEAM, NEWSROOM.replace("[weakened, removed]", "[weakened, removd]")),
+                 8, ["channels.team.only[1]: Input should be", "'removed'"],
+                 id="unknown-status-a-channel-wants"),
+    pytest.param(replace(TEAM, NEWSROOM.replace("    only:", "    onyl:")),
+                 8, ["channels.team: unknown key 'onyl'", "did you mean 'only'?",
+                     "allowed here: urls, only"], id="unknown-key-in-channel"),
+    pytest.param(replace(TEAM, NEWSROOM.replace("?from=", "?user=${NEWS_USER}&from=")),
+                 7, ["channel 'team' uses ${NEWS_USER}, which is not set"],
+                 id="unset-variable-under-urls"),
+    pytest.param(replace(TEAM, "  team:\n    only: [weakened]\n"),
+                 5, ["channels.team: missing required key 'urls'"], id="channel-without-urls"),
+    pytest.param(replace(TEAM, "  team:\n    - 42\n"),
+                 6, ["channels.team[0]: Input should be a valid string"],
+                 id="url-not-text-in-a-plain-list"),
     pytest.param(GOOD.replace("sources:\n", "sources: &all\n") + "  - *all\n",
                  7, ["an anchor contains an alias of itself"], id="recursive-alias"),
     pytest.param(GOOD + "path: elsewhere.yaml\n",
