@@ -234,3 +234,19 @@ def _evidence(snapshot: str | None, fetched_at: datetime | None) -> str:
 
 def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "unknown time"
+
+
+def citation(change: Change, source: Source | None, permalink: str) -> str:
+    """One change as a reference to quote: the document, what became of which commitment, the
+    two archived copies compared (full sha256, which anyone can check against the download,
+    and when each was fetched) and the permalink."""
+    document = f'{source.company}, "{source.title}"' if source else change.source_id
+    versions = [f"{side}: snapshot sha256 {sha}, fetched {when(fetched)}."
+                for side, sha, fetched in (("Before", change.old_snapshot, change.old_fetched_at),
+                                           ("After", change.new_snapshot, change.new_fetched_at))
+                if sha]
+    what = "commitment" if change.commitment_title else "commitment sentence"
+    return " ".join([f'{document}, {change.url}: {what} "{change_title(change)}" '
+                     f"{tag(change.status).lower()}.", *versions,
+                     f"Recorded by Commitment Monitor, {permalink} (detected "
+                     f"{when(change.detected_at)})."])

@@ -36,7 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import store
 from monitor.detect import SEVERITY
-from monitor.render import change_title
+from monitor.render import change_title, citation
 from monitor.store import Change, Check, Snapshot, SourceState, Version, as_utc, iso
 from monitor.watchlist import Commitment, Source, Watchlist
 
@@ -376,8 +376,9 @@ def change_page(request: Request) -> Response:
         change = get_change(session, request.path_params["change_id"])
         alert = session.get(store.Alert, change.alert_id) if change.alert_id else None
     source = find_source(current_watchlist(request), change.source_id)
+    cite = citation(change, source, str(request.url_for("change", change_id=change.id)))
     return page(request, "change.html", change=change, source=source, alert=alert,
-                title=headline(change, source))
+                title=headline(change, source), citation=cite)
 
 
 def sources_page(request: Request) -> Response:

@@ -296,6 +296,19 @@ def test_change_permalink_shows_the_evidence_side_by_side(client: TestClient,
     assert "Never sell user data" in page.select("h1")[0].get_text()
 
 
+def test_change_permalink_gives_a_citation_naming_both_archived_copies(
+        client: TestClient, history: History) -> None:
+    """What a journalist pastes: the document, the verdict on the commitment, both snapshots by
+    their full sha256 (checkable against the downloads) with their fetch times, the permalink."""
+    page = soup(client.get(f"/changes/{history.weakened}").text)
+    assert page.select(".cite code")[0].get_text() == (
+        f'Acme AI, "Usage Policy", {URL}: commitment "Never sell user data" weakened. '
+        f"Before: snapshot sha256 {history.old_sha}, fetched 2026-01-05 08:00 UTC. "
+        f"After: snapshot sha256 {history.new_sha}, fetched 2026-02-24 10:12 UTC. "
+        f"Recorded by Commitment Monitor, http://testserver/changes/{history.weakened} "
+        "(detected 2026-02-24 10:12 UTC).")
+
+
 def test_removed_commitment_page_has_no_after_sentence(client: TestClient,
                                                        history: History) -> None:
     page = soup(client.get(f"/changes/{history.removed}").text)
