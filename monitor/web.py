@@ -73,6 +73,8 @@ def create_app(engine: Engine, watchlist: Watchlist | Callable[[], Watchlist]) -
             Route("/versions/{version_id:int}.txt", version_text, name="version"),
             Route("/feed.atom", feed_all, name="feed"),
             Route("/sources/{source_id}/feed.atom", feed_source, name="source_feed"),
+            Route("/sources/{source_id}/commitments/{key}/feed.atom", feed_commitment,
+                  name="commitment_feed"),
             Route("/companies/{company}/feed.atom", feed_company, name="company_feed"),
             Route("/api/changes", api_changes, name="api_changes"),
             Route("/api/changes/{change_id:int}", api_change, name="api_change"),
@@ -133,6 +135,7 @@ class ChangeFilter:
     source: str | None = None
     company: str | None = None
     status: str | None = None
+    commitment: str | None = None  # a commitment's id, or a discovered sentence's key
     before_id: int | None = None
     limit: int = PAGE_SIZE
 
@@ -140,7 +143,7 @@ class ChangeFilter:
     def from_query(cls, params: QueryParams, watchlist: Watchlist) -> ChangeFilter:
         """Validate the query string; a bad value is a 400 that says what is allowed."""
         values = {k: params.get(k, "").strip() or None
-                  for k in ("source", "company", "status", "before_id", "limit")}
+                  for k in ("source", "company", "status", "commitment", "before_id", "limit")}
         status = values["status"]
         if status is not None and status not in SEVERITY:
             raise HTTPException(400, f"unknown status {status!r}; use one of: "
@@ -149,13 +152,14 @@ class ChangeFilter:
         if company is not None:
             company = company_name(watchlist, company)
         return cls(source=values["source"], company=company, status=status,
+                   commitment=values["commitment"],
                    before_id=_int_param("before_id", values["before_id"], 1, None),
                    limit=_int_param("limit", values["limit"], 1, MAX_LIMIT) or PAGE_SIZE)
 
     def params(self, **changes: Any) -> dict[str, str]:
         """The query string of this filter (defaults left out), with ``changes`` applied."""
         values = {"source": self.source, "company": self.company, "status": self.status,
-                  "before_id": self.before_id,
+                  "commitment": self.commitment, "before_id": self.before_id,
                   "limit": self.limit if self.limit != PAGE_SIZE else None, **changes}
         return {k: str(v) for k, v in values.items() if v is not None}
 
@@ -195,6 +199,8 @@ def find_changes(session: Session, query: ChangeFilter,
         statement = statement.where(col(Change.source_id).in_(ids))
     if query.status:
         statement = statement.where(Change.status == query.status)
+    if query.commitment:
+        statement = statement.where(Change.key == query.commitment)
     if query.before_id:
         anchor = get_change(session, query.before_id)
         statement = statement.where(tuple_(Change.detected_at, Change.id)
@@ -488,6 +494,18 @@ def feed_source(request: Request) -> Response:
                          f"Commitment changes: {title}")
 
 
+def feed_commitment(request: Request) -> Response:
+    """One commitment's history, for whoever follows a single pledge."""
+    source_id, key = request.path_params["source_id"], request.path_params["key"]
+    watchlist = current_watchlist(request)
+    source = find_source(watchlist, source_id)
+    name = next((c.title for c in source.commitments if c.id == key), key) if source else key
+    title = f"{source.company} · {source.title}" if source else source_id
+    return atom_response(request, watchlist,
+                         ChangeFilter(source=source_id, commitment=key, limit=FEED_SIZE),
+                         f"Commitment changes: {title} · {name}")
+
+
 def feed_company(request: Request) -> Response:
     watchlist = current_watchlist(request)
     company = company_name(watchlist, request.path_params["company"])
@@ -502,7 +520,8 @@ def atom_response(request: Request, watchlist: Watchlist, query: ChangeFilter,
     html_url = str(request.url_for("timeline").include_query_params(**query.params()))
     feed = atom_feed(request, changes, {source.id: source for source in watchlist.sources},
                      title=title, html_url=html_url,
-                     feed_key=f"feed:{query.source or ''}:{query.company or ''}")
+                     feed_key=f"feed:{query.source or ''}:{query.company or ''}"
+                     + (f":{query.commitment}" if query.commitment else ""))
     # Feed readers poll often; an ETag lets them skip an unchanged feed with a 304.
     etag = f'"{store.sha256(feed)[:32]}"'
     if etag in request.headers.get("if-none-match", ""):

@@ -545,6 +545,26 @@ def test_source_and_company_feeds_hold_only_their_changes(client: TestClient,
     assert client.get("/companies/hooli/feed.atom").status_code == 404
 
 
+def test_one_commitment_has_its_own_timeline_and_feed(client: TestClient,
+                                                      history: History) -> None:
+    """Someone following one pledge: its changes alone, linked from the source's page."""
+    feed = parse_feed(client, "/sources/acme-policy/commitments/no-data-sale/feed.atom")
+    assert_valid_atom(feed, "http://testserver/sources/acme-policy/commitments/no-data-sale/"
+                            "feed.atom")
+    assert entry_links(feed) == [str(history.weakened)]
+    assert feed.find(f"{ATOM}title").text == (
+        "Commitment changes: Acme AI · Usage Policy · Never sell user data")
+    assert feed.find(f"{ATOM}id").text != parse_feed(
+        client, "/sources/acme-policy/feed.atom").find(f"{ATOM}id").text
+    assert change_ids(client.get("/?source=acme-policy&commitment=pause").text) == [
+        history.removed]
+    assert client.get("/api/changes?commitment=pause").json()["changes"][0]["id"] == (
+        history.removed)
+    source_page = client.get("/sources/acme-policy").text
+    assert "/sources/acme-policy/commitments/no-data-sale/feed.atom" in source_page
+    assert "/?source=acme-policy&amp;commitment=no-data-sale" in source_page
+
+
 def test_an_unchanged_feed_answers_a_conditional_get_with_304(client: TestClient,
                                                              sqlite_engine: Engine) -> None:
     first = client.get("/feed.atom")
