@@ -315,16 +315,21 @@ def deliver_pending(engine: Engine, watchlist: Watchlist, *, worker: str = WORKE
     seconds); safe to run from several threads or processes at once.
 
     Each row is claimed just before its own send, never a batch up front: a batch behind a slow
-    server could outlive STALE_CLAIM and be taken over, and sent twice."""
+    server could outlive STALE_CLAIM and be taken over, and sent twice. (A digest's rows are
+    claimed together just before their one send.)"""
     expired = expire_old(engine, watchlist, now=now(), max_age=max_age)
+    digests = any(channel.digest for channel in watchlist.channels.values())
     sent = failed = 0
     for delivery_id in due_ids(engine, now=now(), limit=limit):
-        if not claim(engine, [delivery_id], worker=worker, now=now()):
+        group = digest_group(engine, watchlist, delivery_id, now()) if digests else [delivery_id]
+        won = claim(engine, group, worker=worker, now=now())
+        if not won:
             continue  # another sender got there first
-        if deliver_one(engine, watchlist, delivery_id, worker=worker, now=now):
-            sent += 1
+        if len(won) == 1:
+            ok = deliver_one(engine, watchlist, won[0], worker=worker, now=now)
         else:
-            failed += 1
+            ok = deliver_digest(engine, watchlist, won, worker=worker, now=now)
+        sent, failed = (sent + len(won), failed) if ok else (sent, failed + len(won))
     report = DeliveryReport(sent, failed, expired)
     ops.observe_deliveries(report)
     return report
@@ -341,6 +346,20 @@ def due_ids(engine: Engine, *, now: datetime, limit: int | None) -> list[int]:
     with Session(engine) as s:
         query = select(Delivery.id).where(_due(now)).order_by(col(Delivery.id)).limit(limit)
         return [i for i in s.exec(query) if i is not None]
+
+
+def digest_group(engine: Engine, watchlist: Watchlist, delivery_id: int,
+                 now: datetime) -> list[int]:
+    """The due rows to send in one message with this one: for a channel that sends a daily
+    digest, every due row of the same target; otherwise this row alone."""
+    with Session(engine) as s:
+        delivery = s.get(Delivery, delivery_id)
+        channel = watchlist.channels.get(delivery.channel) if delivery else None
+        if delivery is None or channel is None or channel.digest is None:
+            return [delivery_id]
+        return [i for i in s.exec(select(Delivery.id).where(
+            _due(now), col(Delivery.channel) == delivery.channel,
+            col(Delivery.target) == delivery.target).order_by(col(Delivery.id))) if i is not None]
 
 
 def claim(engine: Engine, ids: Sequence[int], *, worker: str, now: datetime) -> list[int]:
@@ -377,6 +396,32 @@ def deliver_one(engine: Engine, watchlist: Watchlist, delivery_id: int, *, worke
         logger.exception("delivery=%s failed unexpectedly", delivery_id)
         error = DeliveryError(f"internal error: {exc.__class__.__name__}: {exc}")
     record_attempt(engine, delivery, worker=worker, at=now(), error=error)
+    return error is None
+
+
+def deliver_digest(engine: Engine, watchlist: Watchlist, delivery_ids: Sequence[int], *,
+                   worker: str, now: Clock) -> bool:
+    """Send claimed rows of one target as one digest message, then record the attempt on each:
+    they succeed, or are retried, together. True when sent."""
+    with store.session(engine) as s:
+        rows = [(delivery, alert, store.alert_changes(s, delivery.alert_id))
+                for delivery in (s.get(Delivery, i) for i in delivery_ids) if delivery
+                if (alert := s.get(Alert, delivery.alert_id))]
+    if not rows:
+        return False
+    error: DeliveryError | None = None
+    try:
+        target = find_target(watchlist, rows[0][0])
+        channel = watchlist.channels[rows[0][0].channel]
+        send(target, render.render_digest([render_alert(alert, changes, watchlist, channel)
+                                           for _, alert, changes in rows]))
+    except DeliveryError as exc:
+        error = exc
+    except Exception as exc:  # as in deliver_one: a bug here must not stop the other sends
+        logger.exception("digest of deliveries %s failed unexpectedly", list(delivery_ids))
+        error = DeliveryError(f"internal error: {exc.__class__.__name__}: {exc}")
+    for delivery, _, _ in rows:
+        record_attempt(engine, delivery, worker=worker, at=now(), error=error)
     return error is None
 
 
@@ -487,14 +532,18 @@ def add_expiry_alert(s: Session, watchlist: Watchlist, source_id: str,
                   subject=render.health_subject("delivery_expired", source,
                                                 f"{len(rows)} alerts not delivered"))
     add_alert(s, alert, addressed(watchlist, source, targets(watchlist, source),
-                                  {HEALTH_KINDS[alert.kind]}), now=now)
+                                  {HEALTH_KINDS[alert.kind]}), now=now, watchlist=watchlist)
 
 
-def add_alert(s: Session, alert: Alert, to: Sequence[Target], *, now: datetime) -> Alert:
-    """Store an alert and its outbox rows, one per target (in the caller's transaction)."""
+def add_alert(s: Session, alert: Alert, to: Sequence[Target], *, now: datetime,
+              watchlist: Watchlist) -> Alert:
+    """Store an alert and its outbox rows, one per target (in the caller's transaction), due at
+    once or, for a digest channel, at its next digest time."""
     s.add(alert)
     s.flush()
     for target in to:
+        channel = watchlist.channels.get(target.channel)
         s.add(Delivery(alert_id=alert.id or 0, channel=target.channel, target=target.key,
-                       target_label=target.label, next_attempt_at=now, created_at=now))
+                       target_label=target.label, created_at=now,
+                       next_attempt_at=channel.send_at(now) if channel else now))
     return alert

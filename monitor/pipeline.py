@@ -512,7 +512,7 @@ def _add_alert(s: Session, run: Run, kind: str, subject: str, detail: str | None
     to = notify.addressed(run.watchlist, run.source,
                           to or notify.targets(run.watchlist, run.source),
                           kinds or {notify.HEALTH_KINDS[kind]})
-    return notify.add_alert(s, alert, to, now=run.started_at)
+    return notify.add_alert(s, alert, to, now=run.started_at, watchlist=run.watchlist)
 
 
 def _version_row(source: Source, document: Document, url: str, fetched_at: datetime,

@@ -32,7 +32,12 @@ HEALTH_TAGS = {
 class Message:
     subject: str
     text: str
-    html: str
+    body: str
+    """The HTML of the message's content, without the page around it (a digest joins them)."""
+
+    @property
+    def html(self) -> str:
+        return str(_page(self.subject, Markup(self.body)))
 
 
 # --- Subjects ----------------------------------------------------------------------------------
@@ -107,7 +112,7 @@ def render_changes(alert: Alert, changes: Sequence[Change], source: Source,
     if rest:
         html += _brief_html(rest, source)
     html += Markup('<p>source: <a href="{0}">{0}</a></p>').format(url)
-    return Message(subject, text, str(_page(subject, html)))
+    return Message(subject, text, str(html))
 
 
 def _fitting(texts: Sequence[str]) -> int:
@@ -156,7 +161,7 @@ def render_health(alert: Alert, source: Source) -> Message:
     body = Markup("<p>{}</p>").format(detail).replace("\n", Markup("<br>\n"))
     body += Markup('<p>source: <a href="{0}">{0}</a><br>at: {1}</p>').format(
         source.url, when(alert.created_at))
-    return Message(alert.subject, text, str(_page(alert.subject, body)))
+    return Message(alert.subject, text, str(body))
 
 
 def _change_text(change: Change) -> str:
@@ -200,6 +205,23 @@ def _sentence_html(label: str, sentence: str, snapshot: str | None,
                    fetched_at: datetime | None) -> Markup:
     return Markup("<p>{} ({}):</p><blockquote>{}</blockquote>").format(
         label, _evidence(snapshot, fetched_at), sentence)
+
+
+def render_digest(messages: Sequence[Message]) -> Message:
+    """The alerts a digest channel held, oldest first, each as it would have gone out alone,
+    under a subject naming the most severe."""
+    first = min(messages, key=lambda m: _subject_severity(m.subject))
+    subject = one_line(f"[DIGEST] {len(messages)} alerts · {first.subject}")
+    text = "\n\n".join(f"=== {m.subject} ===\n\n{m.text.rstrip()}" for m in messages) + "\n"
+    body = Markup("").join(Markup("<h2>{}</h2>\n{}\n").format(m.subject, Markup(m.body))
+                           for m in messages)
+    return Message(subject, text, str(body))
+
+
+def _subject_severity(subject: str) -> int:
+    """A subject's rank by the status its tag names ("[REMOVED] ..." first); health last."""
+    return next((rank for rank, status in enumerate(SEVERITY)
+                 if subject.startswith(f"[{tag(status)}]")), len(SEVERITY))
 
 
 def _page(subject: str, body: Markup) -> Markup:

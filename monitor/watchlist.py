@@ -16,7 +16,7 @@ import os
 import re
 import threading
 from collections.abc import Collection, Iterable, Iterator, Mapping
-from datetime import timedelta
+from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
 from typing import Any, Literal
 from urllib.parse import urlsplit
@@ -60,6 +60,20 @@ def parse_duration(value: Any) -> timedelta:
 
 def _optional_duration(value: Any) -> timedelta | None:
     return None if value is None else parse_duration(value)
+
+
+CLOCK_TIME = re.compile(r"^([01]?\d|2[0-3]):([0-5]\d)$")
+
+
+def parse_clock_time(value: Any) -> time | None:
+    """'08:00' -> 08:00 UTC. YAML reads an unquoted 9:30 as the number 570 (base 60): say so."""
+    if value is None or isinstance(value, time):
+        return value
+    if isinstance(value, int) and not isinstance(value, bool):
+        raise ValueError(f"{value} is not a time of day; quote it, e.g. digest: '09:30'")
+    if not (match := CLOCK_TIME.match(str(value).strip())):
+        raise ValueError(f"bad time of day {value!r}; write HH:MM in UTC, e.g. '08:00'")
+    return time(int(match.group(1)), int(match.group(2)), tzinfo=UTC)
 
 
 def check_selector(selector: str) -> str:
@@ -151,10 +165,21 @@ AlertKind = Literal["removed", "weakened", "not_found", "reworded", "moved", "ad
 
 class Channel(Strict):
     """A channel's apprise URLs, and the alerts sent to them: every alert, unless ``only`` names
-    the kinds wanted (a newsroom's Slack may want weakened and removed commitments alone)."""
+    the kinds wanted (a newsroom's Slack may want weakened and removed commitments alone), at
+    once, unless ``digest`` holds them for one message a day at that time (UTC)."""
 
     urls: tuple[str, ...]
     only: frozenset[AlertKind] | None = None
+    digest: time | None = None
+
+    _digest = field_validator("digest", mode="before")(parse_clock_time)
+
+    def send_at(self, moment: datetime) -> datetime:
+        """When an alert stored at ``moment`` goes out: at once, or at the next digest time."""
+        if self.digest is None:
+            return moment
+        due = datetime.combine(moment.astimezone(UTC).date(), self.digest)
+        return due if due > moment else due + timedelta(days=1)
 
     def wants(self, kinds: Collection[str]) -> bool:
         """Whether an alert of these kinds (its changes' statuses, or its health kind) goes here."""

@@ -69,7 +69,7 @@ def add_changes_alert(engine: Engine, watchlist: Watchlist, *, at: datetime = T0
                         url=SOURCE.url, detected_at=at)
         alert = notify.add_alert(s, Alert(source_id=SOURCE.id, kind="changes", created_at=at,
                                           subject=render.changes_subject([change], SOURCE)),
-                                 notify.targets(watchlist, SOURCE), now=at)
+                                 notify.targets(watchlist, SOURCE), now=at, watchlist=watchlist)
         change.alert_id = alert.id
         s.add(change)
         s.commit()

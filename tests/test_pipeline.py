@@ -7,6 +7,7 @@ import dataclasses
 import functools
 import json
 import os
+import re
 import signal
 import subprocess
 import sys
@@ -174,6 +175,42 @@ def test_a_channel_that_wants_only_weakenings_is_sent_only_them(engine, site, sm
     assert to_news["Subject"] == "[WEAKENED] Acme · Usage Policies · No military use"
     body = to_news.get_body(("plain",)).get_content()
     assert WEAKENED in body and "transparency report" not in body
+
+
+@SQLITE_ONLY
+def test_a_digest_channel_gets_one_message_a_day_holding_every_alert(engine, site, smtp,
+                                                                     clock) -> None:
+    """Alerts to a channel with `digest: '08:00'` wait for 08:00 UTC and go out as one
+    message, the most severe named in its subject; a failed send retries them together. The
+    team's channel has each alert at once."""
+    site.set("/policy", page())
+    base = make_watchlist(site, smtp, notify=("team", "daily"))
+    watchlist = base.model_copy(update={"channels": {
+        "team": Channel(urls=(smtp.apprise_url(to="team@example.org"),)),
+        "daily": Channel(urls=(smtp.apprise_url(to="daily@example.org"),), digest="08:00")}})
+    check(watchlist, engine, clock)                      # 14:00, the baseline
+    site.set("/policy", page(WEAKENED))
+    check(watchlist, engine, clock)                      # 20:00
+    site.set("/policy", page(None))
+    check(watchlist, engine, clock)                      # 02:00 the next day
+    assert deliver(watchlist, engine, clock).sent == 2
+    assert {m["To"] for m in smtp.mailbox.messages} == {"team@example.org"}
+
+    clock.now = datetime(2026, 3, 2, 8, 0, tzinfo=UTC)
+    smtp.mailbox.fail_next = 1
+    assert deliver(watchlist, engine, clock).failed == 2
+    clock.advance(hours=1 / 60)
+    assert deliver(watchlist, engine, clock).sent == 2
+
+    [digest] = [m for m in smtp.mailbox.messages if m["To"] == "daily@example.org"]
+    assert digest["Subject"] == ("[DIGEST] 2 alerts · [REMOVED] Acme · Usage Policies · "
+                                 "No military use")
+    html = digest.get_body(("html",)).get_content()
+    assert re.findall(r"<h2>(\[\w+\]) Acme", html) == ["[WEAKENED]", "[REMOVED]"]
+    assert WEAKENED in digest.get_body(("plain",)).get_content()
+    with store.session(engine) as s:
+        daily = s.exec(select(Delivery).where(Delivery.channel == "daily")).all()
+    assert [(d.status, d.attempts) for d in daily] == [("sent", 2), ("sent", 2)]
 
 
 @SQLITE_ONLY

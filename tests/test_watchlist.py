@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import subprocess
 import sys
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from textwrap import dedent
 
@@ -74,6 +74,11 @@ def test_a_channel_may_want_only_some_alerts_and_a_plain_list_wants_all() -> Non
     assert wanting.urls == ("mailto://127.0.0.1:2525?from=a@example.org&to=news@example.org",)
     assert wanting.wants({"weakened", "added"}) and not wanting.wants({"added", "failing"})
     assert everything.only is None and everything.wants({"failing"})
+    daily = watchlist.parse(replace(TEAM, NEWSROOM.replace("only: [weakened, removed]",
+                                                           "digest: '08:30'")), environ={})
+    held = daily.channels["team"].send_at(datetime(2026, 3, 1, 9, 0, tzinfo=UTC))
+    assert held == datetime(2026, 3, 2, 8, 30, tzinfo=UTC)
+    assert everything.send_at(held) == held
 
 
 def test_the_documented_example_watchlist_is_valid() -> None:
@@ -155,6 +160,11 @@ def test_the_documented_example_watchlist_is_valid() -> None:
     pytest.param(replace(TEAM, NEWSROOM.replace("?from=", "?user=${NEWS_USER}&from=")),
                  7, ["channel 'team' uses ${NEWS_USER}, which is not set"],
                  id="unset-variable-under-urls"),
+    pytest.param(replace(TEAM, NEWSROOM.replace("only: [weakened, removed]", "digest: 9:30")),
+                 8, ["channels.team.digest: 570 is not a time of day; quote it"],
+                 id="digest-time-read-by-yaml-as-a-number"),
+    pytest.param(replace(TEAM, NEWSROOM.replace("only: [weakened, removed]", "digest: '25:00'")),
+                 8, ["bad time of day '25:00'", "HH:MM in UTC"], id="digest-time-out-of-range"),
     pytest.param(replace(TEAM, "  team:\n    only: [weakened]\n"),
                  5, ["channels.team: missing required key 'urls'"], id="channel-without-urls"),
     pytest.param(replace(TEAM, "  team:\n    - 42\n"),
