@@ -6,7 +6,9 @@ watchlist or database errors. Messages say what failed and what to do; no secret
 
 from __future__ import annotations
 
+import csv
 import difflib
+import io
 import json
 import logging
 import signal
@@ -201,12 +203,24 @@ def run(settings: Settings, metrics_port: int | None, metrics_host: str) -> None
 @main.command()
 @click.option("--source", "source_id", metavar="ID", help="Only this source.")
 @click.option("--json", "as_json", is_flag=True, help="One JSON object per line.")
+@click.option("--csv", "as_csv", is_flag=True,
+              help="A CSV table with the fields of --json, for a spreadsheet.")
 @click.option("--limit", type=click.IntRange(min=1), help="At most this many, newest first.")
 @pass_settings
-def changes(settings: Settings, source_id: str | None, as_json: bool, limit: int | None) -> None:
+def changes(settings: Settings, source_id: str | None, as_json: bool, as_csv: bool,
+            limit: int | None) -> None:
     """The detected commitment changes, newest first."""
+    if as_json and as_csv:
+        raise click.UsageError("give --json or --csv, not both")
     with store.session(settings.engine()) as session:
         rows = store.recent_changes(session, source_id=source_id, limit=limit)
+    if as_csv:
+        table = io.StringIO()
+        writer = csv.DictWriter(table, store.CHANGE_FIELDS, lineterminator="\n")
+        writer.writeheader()
+        writer.writerows(store.change_json(change) for change in rows)
+        click.echo(table.getvalue(), nl=False)
+        return
     for number, change in enumerate(rows):
         if as_json:
             click.echo(json.dumps(store.change_json(change), ensure_ascii=False))

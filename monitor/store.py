@@ -295,6 +295,11 @@ def iso(moment: datetime | None) -> str | None:
     return as_utc(moment).isoformat().replace("+00:00", "Z")
 
 
+CHANGE_FIELDS = ("id", "source", "commitment", "title", "status", "before", "after", "reason",
+                 "section", "detected_at", "snapshot", "old_snapshot", "url")
+"""The keys of change_json, in its order: the columns of `changes --csv`."""
+
+
 def change_json(change: Change) -> dict[str, Any]:
     """The public JSON form of a change (`changes --json`, the web view's API)."""
     return {

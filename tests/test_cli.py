@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import os
 import socket
@@ -150,7 +152,7 @@ def test_check_records_a_baseline_then_alerts_the_change_once(cli: Cli, site: Si
     assert len(smtp.mailbox.messages) == 1
 
 
-def test_changes_lists_newest_first_and_as_json_lines(cli: Cli, site: Site) -> None:
+def test_changes_lists_newest_first_as_json_lines_and_as_csv(cli: Cli, site: Site) -> None:
     site.set("/lab", V1)
     cli.write(watchlist_text(site))
     cli("check")
@@ -176,6 +178,12 @@ def test_changes_lists_newest_first_and_as_json_lines(cli: Cli, site: Site) -> N
 
     assert cli("changes", "--source", "other", "--json").stdout == ""
     assert "no changes recorded for 'other'" in cli("changes", "--source", "other").stderr
+
+    [row] = list(csv.DictReader(io.StringIO(cli("changes", "--csv").stdout)))
+    assert row == {key: "" if value is None else str(value) for key, value in change.items()}
+    assert cli("changes", "--source", "other", "--csv").stdout.splitlines() == [
+        ",".join(change)]
+    assert "not both" in cli("changes", "--csv", "--json").stderr
 
 
 def test_changes_limit_keeps_the_newest(cli: Cli, site: Site) -> None:
