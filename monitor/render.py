@@ -258,15 +258,17 @@ def when(moment: datetime | None) -> str:
     return moment.strftime("%Y-%m-%d %H:%M UTC") if moment else "unknown time"
 
 
-def citation(change: Change, source: Source | None, permalink: str) -> str:
+def citation(change: Change, source: Source | None, permalink: str,
+             pages: tuple[int | None, int | None] = (None, None)) -> str:
     """One change as a reference to quote: the document, what became of which commitment, the
     two archived copies compared (full sha256, which anyone can check against the download,
-    and when each was fetched) and the permalink."""
+    when each was fetched and, in a PDF, the page) and the permalink."""
     document = f'{source.company}, "{source.title}"' if source else change.source_id
-    versions = [f"{side}: snapshot sha256 {sha}, fetched {when(fetched)}."
-                for side, sha, fetched in (("Before", change.old_snapshot, change.old_fetched_at),
-                                           ("After", change.new_snapshot, change.new_fetched_at))
-                if sha]
+    versions = [f"{side}: snapshot sha256 {sha}, fetched {when(fetched)}"
+                + (f", page {page}." if page else ".")
+                for side, sha, fetched, page in (
+                    ("Before", change.old_snapshot, change.old_fetched_at, pages[0]),
+                    ("After", change.new_snapshot, change.new_fetched_at, pages[1])) if sha]
     what = "commitment" if change.commitment_title else "commitment sentence"
     return " ".join([f'{document}, {change.url}: {what} "{change_title(change)}" '
                      f"{tag(change.status).lower()}.", *versions,

@@ -36,6 +36,7 @@ from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
 from monitor import store
 from monitor.detect import SEVERITY
+from monitor.normalise import pdf
 from monitor.render import change_title, citation
 from monitor.store import Change, Check, Snapshot, SourceState, Version, as_utc, iso
 from monitor.watchlist import Commitment, Source, Watchlist
@@ -381,10 +382,21 @@ def change_page(request: Request) -> Response:
     with open_session(request) as session:
         change = get_change(session, request.path_params["change_id"])
         alert = session.get(store.Alert, change.alert_id) if change.alert_id else None
+        pages = (pdf_page(session, change.old_snapshot, change.before),
+                 pdf_page(session, change.new_snapshot, change.after))
     source = find_source(current_watchlist(request), change.source_id)
-    cite = citation(change, source, str(request.url_for("change", change_id=change.id)))
+    cite = citation(change, source, str(request.url_for("change", change_id=change.id)), pages)
     return page(request, "change.html", change=change, source=source, alert=alert,
-                title=headline(change, source), citation=cite)
+                title=headline(change, source), citation=cite, pages=pages)
+
+
+def pdf_page(session: Session, sha: str | None, sentence: str | None) -> int | None:
+    """The page of an archived PDF on which the sentence begins (None for a web page)."""
+    snapshot = (session.exec(select(Snapshot).where(Snapshot.sha256 == sha)).first()
+                if sha and sentence else None)
+    if snapshot is None or snapshot.media_type != "application/pdf":
+        return None
+    return pdf.page_of(store.snapshot_body(snapshot), sentence or "")
 
 
 def sources_page(request: Request) -> Response:

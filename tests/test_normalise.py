@@ -457,6 +457,23 @@ def test_pdf_headings_are_told_by_their_type_and_ranked_by_size() -> None:
     assert unit.path == f"{long_title} › 1. Capability thresholds › When do we pause?"
 
 
+def test_a_sentence_is_cited_by_the_pdf_page_on_which_it_begins(pdf_factory) -> None:
+    """For citing a PDF by page: a sentence that runs on past a page break (and its running
+    header and page number) belongs to the page where it starts; pypdf's reading agrees."""
+    pages = [*FRAMEWORK[:2], ["The board receives every evaluation report and"],
+             ["may pause development at any time."]]
+    body = pdf_factory(pages)
+    text = pdf_text(body).text
+    assert "The board receives every evaluation report and may pause development at any time." \
+        in text.splitlines()
+    for reading in (body, b"\n" * 2048 + body):
+        assert [pdf.page_of(reading, sentence) for sentence in (
+            "Capability thresholds", FRAMEWORK[1][2].removeprefix("\u2022 "),
+            "The board receives every evaluation report and may pause development at any time.",
+            "We will never sell your data.")] == [1, 2, 3, None]
+    assert pdf.page_of(b"not a pdf", "Capability thresholds") is None
+
+
 def test_encrypted_pdf_is_a_pdf_encrypted_error(pdf_factory) -> None:
     with pytest.raises(NormaliseError) as caught:
         pdf_text(pdf_factory(FRAMEWORK, password="s3cret"))

@@ -309,6 +309,32 @@ def test_change_permalink_gives_a_citation_naming_both_archived_copies(
         "(detected 2026-02-24 10:12 UTC).")
 
 
+def test_a_pdf_change_names_the_page_of_each_sentence(client: TestClient, sqlite_engine: Engine,
+                                                      pdf_factory) -> None:
+    """A PDF is cited by page: each side of the evidence, and the citation, say where the
+    sentence stands in that archived copy."""
+    before, after = ("We will pause training when safeguards lag.",
+                     "We may pause training when safeguards lag.")
+    old_pdf = pdf_factory([["Scope of this framework."], [before]])
+    new_pdf = pdf_factory([["Scope of this framework."], ["Definitions follow."], [after]])
+    with store.session(sqlite_engine) as s:
+        for body, at in ((old_pdf, T0), (new_pdf, T1)):
+            store.store_snapshot(s, store.pack_snapshot(body, "application/pdf", at))
+        change = Change(source_id="acme-policy", key="pause", commitment_id="pause",
+                        commitment_title="Pause when safeguards lag", status="weakened",
+                        reason='modal downgrade: "will" -> "may"', before=before, after=after,
+                        old_snapshot=store.sha256(old_pdf), new_snapshot=store.sha256(new_pdf),
+                        old_fetched_at=T0, new_fetched_at=T1, url=URL, detected_at=T1)
+        s.add(change)
+        s.commit()
+        change_id = change.id
+    page = soup(client.get(f"/changes/{change_id}").text)
+    assert [p.get_text() for p in page.select(".evidence .section-path")] == ["page 2", "page 3"]
+    cite = page.select(".cite code")[0].get_text()
+    assert "fetched 2026-01-05 08:00 UTC, page 2. After:" in cite
+    assert "fetched 2026-02-24 10:12 UTC, page 3. Recorded" in cite
+
+
 def test_removed_commitment_page_has_no_after_sentence(client: TestClient,
                                                        history: History) -> None:
     page = soup(client.get(f"/changes/{history.removed}").text)

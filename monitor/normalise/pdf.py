@@ -8,8 +8,10 @@ numbers are removed and lines are joined into paragraphs, so a re-exported PDF g
 
 from __future__ import annotations
 
+import bisect
 import ctypes
 import io
+import itertools
 import logging
 import math
 import re
@@ -27,6 +29,8 @@ from monitor.normalise.text import BULLET, fold, heading, list_item, paragraph
 log = logging.getLogger(__name__)
 
 EDGE_LINES = 2
+PAGE_KEY_WORDS = 8
+"""How many first words of a sentence locate it in a PDF's pages."""
 """How many lines at the top and at the bottom of a page may be running headers or footers."""
 PAGE_NUMBER = re.compile(r"^\W*(?:page\s+)?\d{1,4}(?:\s*(?:of|/)\s*\d{1,4})?\W*$", re.IGNORECASE)
 SENTENCE_END = re.compile(r"[.!?:;)\"']$")
@@ -57,8 +61,27 @@ def extract(body: bytes, *, url: str) -> tuple[str, str | None]:
     if not any(page for page in pages):
         raise NormaliseError("pdf_image_only", f"{url}: no page of the PDF has a text layer "
                              "(a scanned document?); OCR is not supported")
-    lines = _strip_running_lines(pages)
+    lines = [line for page in _without_running_lines(pages) for line in page]
     return "\n".join(_paragraphs(lines)), title
+
+
+def page_of(body: bytes, sentence: str) -> int | None:
+    """The page (from 1) on which ``sentence`` of the normalised text begins, to cite a PDF by
+    page; None when the file cannot be read or the sentence's first words are not in it."""
+    key = " ".join(_words(sentence)[:PAGE_KEY_WORDS])
+    try:
+        pages, _ = _read_pages(body, url="")
+    except NormaliseError:
+        return None
+    texts = [" ".join(_words(" ".join(line.text for line in page)))
+             for page in _without_running_lines(pages)]
+    at = " ".join(texts).find(key) if key else -1   # a sentence may run on to the next page
+    starts = list(itertools.accumulate((len(text) + 1 for text in texts[:-1]), initial=0))
+    return bisect.bisect_right(starts, at) if at >= 0 else None
+
+
+def _words(text: str) -> list[str]:
+    return re.findall(r"\w+", text.casefold())
 
 
 def _read_pages(body: bytes, url: str) -> tuple[list[list[Line]], str | None]:
@@ -224,18 +247,13 @@ def _clean_title(title: str) -> str | None:
     return None if title.lower() in PLACEHOLDER_TITLES else title
 
 
-def _strip_running_lines(pages: list[list[Line]]) -> list[Line]:
-    """Drop page numbers and lines repeated at the top or bottom of most pages."""
+def _without_running_lines(pages: list[list[Line]]) -> list[list[Line]]:
+    """The pages without page numbers and lines repeated at the top or bottom of most pages."""
     running = _running_lines(pages)
-    kept: list[Line] = []
-    for page in pages:
-        last = len(page) - 1
-        for i, line in enumerate(page):
-            at_edge = i < EDGE_LINES or last - i < EDGE_LINES
-            if at_edge and (PAGE_NUMBER.match(line.text) or _shape(line.text) in running):
-                continue
-            kept.append(line)
-    return kept
+    return [[line for i, line in enumerate(page)
+             if not ((i < EDGE_LINES or len(page) - 1 - i < EDGE_LINES)
+                     and (PAGE_NUMBER.match(line.text) or _shape(line.text) in running))]
+            for page in pages]
 
 
 def _running_lines(pages: list[list[Line]]) -> set[str]:
