@@ -447,9 +447,8 @@ def render_alert(alert: Alert, changes: Sequence[Change], watchlist: Watchlist,
     if alert.kind != "changes":
         return render.render_health(alert, source)
     shown = [c for c in changes if channel is None or channel.shows(c.status)] or list(changes)
-    if len(shown) == len(changes):
-        return render.render_changes(alert, changes, source)
-    return render.render_changes(alert, shown, source, render.changes_subject(shown, source))
+    subject = alert.subject if len(shown) == len(changes) else render.changes_subject(shown, source)
+    return render.render_changes(alert, shown, source, subject, watchlist.defaults.web_url)
 
 
 def source_for(alert: Alert, changes: Sequence[Change], watchlist: Watchlist) -> Source:

@@ -95,20 +95,21 @@ usage policies in January 2024: 116 changes) must still read as one message and 
 
 
 def render_changes(alert: Alert, changes: Sequence[Change], source: Source,
-                   subject: str | None = None) -> Message:
+                   subject: str | None = None, web_url: str | None = None) -> Message:
     """One message for every change one check of one source found, most severe first (or for
-    those a channel wants, under their own ``subject``)."""
+    those a channel wants, under their own ``subject``), each with its permalink when the web
+    view's address (``web_url``) is known."""
     subject = subject or alert.subject
     ordered = sorted(changes, key=lambda c: (severity(c.status), c.id or 0))
     url = ordered[0].url if ordered else source.url
-    texts = [_change_text(c) for c in ordered]
+    texts = [_change_text(c, web_url) for c in ordered]
     full = _fitting(texts)
     rest = ordered[full:]
     text = "\n\n".join([*([_tally(ordered)] if rest else []), *texts[:full],
                          *([_brief_text(rest, source)] if rest else [])])
     text += f"\n\nsource: {url}\n"
     html = Markup("<p>{}</p>\n").format(_tally(ordered)) if rest else Markup("")
-    html += Markup("").join(_change_html(c) for c in ordered[:full])
+    html += Markup("").join(_change_html(c, web_url) for c in ordered[:full])
     if rest:
         html += _brief_html(rest, source)
     html += Markup('<p>source: <a href="{0}">{0}</a></p>').format(url)
@@ -164,7 +165,7 @@ def render_health(alert: Alert, source: Source) -> Message:
     return Message(alert.subject, text, str(body))
 
 
-def _change_text(change: Change) -> str:
+def _change_text(change: Change, web_url: str | None = None) -> str:
     lines = [f"[{tag(change.status)}] {change_title(change)}"]
     if change.before is not None:
         lines += [f"  before ({_evidence(change.old_snapshot, change.old_fetched_at)}):",
@@ -179,10 +180,12 @@ def _change_text(change: Change) -> str:
     if section:
         lines.append(f"  section: {section}")
     lines.append(f"  why: {change.reason}")
+    if web_url and change.id:
+        lines.append(f"  permalink: {web_url}/changes/{change.id}")
     return "\n".join(lines)
 
 
-def _change_html(change: Change) -> Markup:
+def _change_html(change: Change, web_url: str | None = None) -> Markup:
     parts = [Markup("<h3>[{}] {}</h3>").format(tag(change.status), change_title(change))]
     if change.before is not None:
         parts.append(_sentence_html("before", change.before, change.old_snapshot,
@@ -198,6 +201,9 @@ def _change_html(change: Change) -> Markup:
     if section:
         parts.append(Markup("<p>section: {}</p>").format(section))
     parts.append(Markup("<p>why: {}</p>").format(change.reason))
+    if web_url and change.id:
+        parts.append(Markup('<p>permalink: <a href="{0}">{0}</a></p>').format(
+            f"{web_url}/changes/{change.id}"))
     return Markup("<div>{}</div>\n").format(Markup("\n").join(parts))
 
 

@@ -76,6 +76,18 @@ def parse_clock_time(value: Any) -> time | None:
     return time(int(match.group(1)), int(match.group(2)), tzinfo=UTC)
 
 
+def check_http_url(value: str) -> str:
+    parts = urlsplit(value)
+    if parts.scheme not in ("http", "https") or not parts.hostname:
+        raise ValueError(f"bad URL {value!r}; write a full http:// or https:// address")
+    return value
+
+
+def _optional_web_address(value: str | None) -> str | None:
+    """A web address without its trailing slash, to append paths to."""
+    return None if value is None else check_http_url(value).rstrip("/")
+
+
 def check_selector(selector: str) -> str:
     """Compile a CSS selector the way the normaliser will, so a typo (or a selector cssselect
     cannot read, such as ``p::before``) fails at load time."""
@@ -116,9 +128,12 @@ class Defaults(Strict):
     keep_checks: timedelta | None = timedelta(days=30)
     """Every check is kept this long; older quiet ones are thinned (store.thin_checks). None
     keeps them all."""
+    web_url: str | None = None
+    """Where the web view (`serve`) is published: alerts then link each change's permalink."""
 
     _durations = field_validator("every", "host_gap", "timeout", mode="before")(parse_duration)
     _keep_checks = field_validator("keep_checks", mode="before")(_optional_duration)
+    _web_url = field_validator("web_url")(_optional_web_address)
 
 
 class Source(Strict):
@@ -139,13 +154,7 @@ class Source(Strict):
 
     _every = field_validator("every", mode="before")(_optional_duration)
 
-    @field_validator("url")
-    @classmethod
-    def _http_url(cls, value: str) -> str:
-        parts = urlsplit(value)
-        if parts.scheme not in ("http", "https") or not parts.hostname:
-            raise ValueError(f"bad URL {value!r}; write a full http:// or https:// address")
-        return value
+    _url = field_validator("url")(check_http_url)
 
     @field_validator("select", "follow")
     @classmethod

@@ -73,6 +73,16 @@ def test_both_bodies_carry_before_after_evidence_and_why() -> None:
     assert message.subject == "[WEAKENED] OpenAI · Usage Policies · No military use"
 
 
+def test_each_change_links_its_permalink_when_the_web_view_address_is_known() -> None:
+    changes = [change(id=7)]
+    linked = render.render_changes(alert_for(changes), changes, SOURCE,
+                                   web_url="https://monitor.example.org")
+    assert "  permalink: https://monitor.example.org/changes/7" in linked.text
+    assert '<a href="https://monitor.example.org/changes/7">' in linked.html
+    plain = render.render_changes(alert_for(changes), changes, SOURCE)
+    assert "permalink" not in plain.text + plain.html
+
+
 def test_changed_words_are_marked_in_text_and_html() -> None:
     changes = [change()]
     message = render.render_changes(alert_for(changes), changes, SOURCE)

@@ -68,6 +68,11 @@ def test_a_valid_watchlist_resolves_defaults_into_frozen_objects() -> None:
         source.url = "https://example.org/other"  # type: ignore[misc]
 
 
+def test_the_web_address_is_kept_without_its_trailing_slash() -> None:
+    text = replace("  every: 6h\n", "  every: 6h\n  web_url: https://monitor.example.org/\n")
+    assert watchlist.parse(text, environ={}).defaults.web_url == "https://monitor.example.org"
+
+
 def test_a_channel_may_want_only_some_alerts_and_a_plain_list_wants_all() -> None:
     wanting = watchlist.parse(replace(TEAM, NEWSROOM), environ={}).channels["team"]
     everything = watchlist.parse(GOOD, environ={}).channels["team"]
@@ -102,6 +107,9 @@ def test_the_documented_example_watchlist_is_valid() -> None:
     pytest.param(replace("    url: https://example.org/policy\n",
                          "    url: ftp://example.org/policy\n"),
                  11, ["source 'lab-policy' url: bad URL", "http:// or https://"], id="bad-url"),
+    pytest.param(replace("  every: 6h\n", "  every: 6h\n  web_url: monitor.example.org\n"),
+                 3, ["defaults.web_url: bad URL 'monitor.example.org'", "https://"],
+                 id="web-address-without-scheme"),
     pytest.param(replace("  every: 6h\n", "  every: 6 hours\n"),
                  2, ["defaults.every: bad duration '6 hours'", "e.g. 30m, 6h"],
                  id="bad-duration"),
