@@ -68,6 +68,15 @@ def test_a_valid_watchlist_resolves_defaults_into_frozen_objects() -> None:
         source.url = "https://example.org/other"  # type: ignore[misc]
 
 
+def test_a_channel_may_ask_for_every_status_the_engine_reports_and_every_health_alert() -> None:
+    from typing import get_args
+
+    from monitor.detect import SEVERITY
+    from monitor.notify import HEALTH_KINDS
+
+    assert set(get_args(watchlist.AlertKind)) == {*SEVERITY, *HEALTH_KINDS.values()}
+
+
 def test_the_web_address_is_kept_without_its_trailing_slash() -> None:
     text = replace("  every: 6h\n", "  every: 6h\n  web_url: https://monitor.example.org/\n")
     assert watchlist.parse(text, environ={}).defaults.web_url == "https://monitor.example.org"
