@@ -110,7 +110,7 @@ def test_validate_exit_codes_in_a_real_process(cli: Cli, site: Site) -> None:
     assert bad.stderr.splitlines() == [
         f"{cli.path}:3: defaults: unknown key 'evrey' (did you mean 'every'?); allowed here: "
         "every, notify, jitter, failures_before_alert, host_gap, timeout, max_bytes, "
-        "allow_private, robots, keep_checks",
+        "allow_private, robots, keep_checks, web_url",
         f"{cli.path}:9: source 'lab' select: invalid CSS selector 'main >' (Expected selector, "
         "got <EOF at 6>); fix the selector syntax",
     ]
