@@ -390,10 +390,13 @@ def change_page(request: Request) -> Response:
                 title=headline(change, source), citation=cite, pages=pages)
 
 
+def find_snapshot(session: Session, sha256: str) -> Snapshot | None:
+    return session.exec(select(Snapshot).where(Snapshot.sha256 == sha256)).first()
+
+
 def pdf_page(session: Session, sha: str | None, sentence: str | None) -> int | None:
     """The page of an archived PDF on which the sentence begins (None for a web page)."""
-    snapshot = (session.exec(select(Snapshot).where(Snapshot.sha256 == sha)).first()
-                if sha and sentence else None)
+    snapshot = find_snapshot(session, sha) if sha and sentence else None
     if snapshot is None or snapshot.media_type != "application/pdf":
         return None
     return pdf.page_of(store.snapshot_body(snapshot), sentence or "")
@@ -468,7 +471,7 @@ def snapshot_download(request: Request) -> Response:
     if not SHA256.fullmatch(sha256):
         raise HTTPException(404, f"{sha256!r} is not a snapshot hash (64 lower-case hex digits)")
     with open_session(request) as session:
-        snapshot = session.exec(select(Snapshot).where(Snapshot.sha256 == sha256)).first()
+        snapshot = find_snapshot(session, sha256)
     if snapshot is None:
         raise HTTPException(404, f"there is no snapshot {sha256}")
     extension = mimetypes.guess_extension(snapshot.media_type.split(";")[0].strip()) or ".bin"
