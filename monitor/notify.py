@@ -329,7 +329,10 @@ def deliver_pending(engine: Engine, watchlist: Watchlist, *, worker: str = WORKE
             ok = deliver_one(engine, watchlist, won[0], worker=worker, now=now)
         else:
             ok = deliver_digest(engine, watchlist, won, worker=worker, now=now)
-        sent, failed = (sent + len(won), failed) if ok else (sent, failed + len(won))
+        if ok:
+            sent += len(won)
+        else:
+            failed += len(won)
     report = DeliveryReport(sent, failed, expired)
     ops.observe_deliveries(report)
     return report
@@ -404,9 +407,9 @@ def deliver_digest(engine: Engine, watchlist: Watchlist, delivery_ids: Sequence[
     """Send claimed rows of one target as one digest message, then record the attempt on each:
     they succeed, or are retried, together. True when sent."""
     with store.session(engine) as s:
+        deliveries = [d for d in (s.get(Delivery, i) for i in delivery_ids) if d is not None]
         rows = [(delivery, alert, store.alert_changes(s, delivery.alert_id))
-                for delivery in (s.get(Delivery, i) for i in delivery_ids) if delivery
-                if (alert := s.get(Alert, delivery.alert_id))]
+                for delivery in deliveries if (alert := s.get(Alert, delivery.alert_id))]
     if not rows:
         return False
     error: DeliveryError | None = None
