@@ -344,6 +344,18 @@ def pdf_text(body: bytes) -> Document:
     return normalise(result(body, "application/pdf"), source())
 
 
+def typeset(flowables: list[object]) -> bytes:
+    """A PDF laid out by reportlab's platypus: its lists and heading styles, as real tools set
+    them (make_pdf draws lines of one size by hand)."""
+    import io
+
+    from reportlab.platypus import SimpleDocTemplate
+
+    buffer = io.BytesIO()
+    SimpleDocTemplate(buffer).build(flowables)
+    return buffer.getvalue()
+
+
 def test_pdf_headers_footers_page_numbers_dropped_and_hyphens_repaired(pdf_factory) -> None:
     body = pdf_factory(FRAMEWORK)
     doc = pdf_text(body)
@@ -398,14 +410,11 @@ def test_a_bulleted_list_reads_the_same_through_pypdf_as_through_pdfium() -> Non
     list is set no further apart than the items: it is not part of the last item, because it
     starts where the bullets stand, left of the items' own lines. (An OpenAI-style list of
     prohibited uses: an item is a commitment only through its lead-in.)"""
-    import io
-
     from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.platypus import ListFlowable, ListItem, Paragraph, SimpleDocTemplate
+    from reportlab.platypus import ListFlowable, ListItem, Paragraph
 
     normal = getSampleStyleSheet()["Normal"]
-    buffer = io.BytesIO()
-    SimpleDocTemplate(buffer, title="Usage Policies").build([
+    body = typeset([
         Paragraph("We do not allow the use of our models for the following:", normal),
         ListFlowable([ListItem(Paragraph(item, normal)) for item in
                       ("Military and warfare, " * 6 + "and war.", "Weapons development.")],
@@ -414,18 +423,16 @@ def test_a_bulleted_list_reads_the_same_through_pypdf_as_through_pdfium() -> Non
     expected = ("We do not allow the use of our models for the following:\n"
                 "- " + "Military and warfare, " * 6 + "and war.\n- Weapons development.\n"
                 "We will review this policy every 12 months.")
-    assert pdf_text(buffer.getvalue()).text == expected                    # pdfium
-    assert pdf_text(b"\n" * 2048 + buffer.getvalue()).text == expected     # pdfium rejects it
+    assert pdf_text(body).text == expected                    # pdfium
+    assert pdf_text(b"\n" * 2048 + body).text == expected     # pdfium rejects it
 
 
 def test_pdf_headings_are_told_by_their_type_and_ranked_by_size() -> None:
     """A larger size, or bold at the text's size, marks a heading; a bold sentence, a line that
     only starts in bold, and a long bold paragraph stay text. A heading wrapped over three lines
     is one heading. The section path of every sentence in an alert comes from these."""
-    import io
-
     from reportlab.lib.styles import getSampleStyleSheet
-    from reportlab.platypus import Paragraph, SimpleDocTemplate
+    from reportlab.platypus import Paragraph
 
     styles = getSampleStyleSheet()
     body = styles["Normal"].clone("Body", spaceBefore=8)   # paragraphs set apart by a gap
@@ -433,8 +440,7 @@ def test_pdf_headings_are_told_by_their_type_and_ranked_by_size() -> None:
                   "without new safeguards")
     emphasised = "This whole paragraph is set in bold type and runs over several lines. " * 3
     text = "Each evaluation covers biological, cyber and autonomy risks in turn. " * 12
-    buffer = io.BytesIO()
-    SimpleDocTemplate(buffer).build([
+    document = pdf_text(typeset([
         Paragraph(long_title, styles["Heading1"]),
         Paragraph("1. Capability thresholds", styles["Heading2"]),
         Paragraph("We will evaluate every frontier model before release.", body),
@@ -444,16 +450,15 @@ def test_pdf_headings_are_told_by_their_type_and_ranked_by_size() -> None:
         Paragraph("<b>We will never sell your data.</b>", body),
         Paragraph("<b>Note:</b> the board reviews the results each quarter.", body),
         Paragraph(f"<b>{emphasised}</b>", body),
-        Paragraph("2. Governance in the U.S.", styles["Heading2"])])
-    assert pdf_text(buffer.getvalue()).text.splitlines() == [
+        Paragraph("2. Governance in the U.S.", styles["Heading2"])]))
+    assert document.text.splitlines() == [
         f"# {long_title}", "## 1. Capability thresholds",
         "We will evaluate every frontier model before release.", text.strip(),
         "### When do we pause?",
         "We will pause training when a threshold is crossed.", "We will never sell your data.",
         "Note: the board reviews the results each quarter.", emphasised.strip(),
         "## 2. Governance in the U.S."]
-    [unit] = [unit for unit in split(pdf_text(buffer.getvalue()).text)
-              if unit.text.startswith("We will pause")]
+    [unit] = [unit for unit in split(document.text) if unit.text.startswith("We will pause")]
     assert unit.path == f"{long_title} › 1. Capability thresholds › When do we pause?"
 
 
